@@ -1,0 +1,1 @@
+"""Domain types: plain Python, no framework or engine imports."""

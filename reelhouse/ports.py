@@ -1,0 +1,286 @@
+"""The small interfaces every engine sits behind.
+
+Each has an embedded (``lite``) implementation, a production engine (``full``,
+added role by role) and, for unit tests only, an in-memory fake under
+``tests/fakes``. One contract suite per interface (``tests/contract``) runs
+against every implementation.
+"""
+from __future__ import annotations
+
+import abc
+from dataclasses import dataclass, field
+from typing import BinaryIO, Iterator, Optional, Union
+
+from reelhouse.domain.creators import Creator
+from reelhouse.domain.videos import Stage, Video, VideoStatus
+
+Body = Union[bytes, BinaryIO]
+
+
+# --------------------------------------------------------------------------- object store
+class ObjectStoreError(Exception):
+    """Base class; ``code`` mirrors S3's error codes."""
+
+    code = "InternalError"
+
+
+class NoSuchKey(ObjectStoreError):
+    code = "NoSuchKey"
+
+
+class NoSuchUpload(ObjectStoreError):
+    code = "NoSuchUpload"
+
+
+class InvalidPart(ObjectStoreError):
+    code = "InvalidPart"
+
+
+class EntityTooSmall(ObjectStoreError):
+    code = "EntityTooSmall"
+
+
+class InvalidRange(ObjectStoreError):
+    code = "InvalidRange"
+
+
+@dataclass(frozen=True)
+class ObjectInfo:
+    bucket: str
+    key: str
+    size: int
+    etag: str
+    content_type: str = "application/octet-stream"
+    last_modified: float = 0.0
+
+
+@dataclass(frozen=True)
+class PartInfo:
+    part_number: int
+    size: int
+    etag: str
+
+
+MIN_PART_SIZE = 5 * 1024 * 1024
+
+
+class ObjectStore(abc.ABC):
+    """S3 semantics: buckets, keys with '/', multipart uploads, ranged reads.
+
+    Multipart: every part but the last must be at least ``MIN_PART_SIZE``;
+    uploading a part number again replaces it; ``complete_multipart`` makes the
+    object appear atomically (readers never see a partial object).
+    """
+
+    engine: str = "?"
+
+    @abc.abstractmethod
+    def ensure_bucket(self, bucket: str) -> None: ...
+
+    @abc.abstractmethod
+    def put(self, bucket: str, key: str, body: Body, content_type: str = "application/octet-stream") -> ObjectInfo: ...
+
+    @abc.abstractmethod
+    def get(self, bucket: str, key: str, byte_range: Optional[tuple[int, int]] = None) -> bytes:
+        """The object's bytes; ``byte_range`` is inclusive (start, end) as in HTTP Range."""
+
+    @abc.abstractmethod
+    def open(self, bucket: str, key: str, byte_range: Optional[tuple[int, int]] = None) -> BinaryIO:
+        """A readable stream of the object (or of the range); the caller closes it."""
+
+    @abc.abstractmethod
+    def head(self, bucket: str, key: str) -> ObjectInfo:
+        """Raises NoSuchKey."""
+
+    @abc.abstractmethod
+    def delete(self, bucket: str, key: str) -> None:
+        """Idempotent."""
+
+    @abc.abstractmethod
+    def list(self, bucket: str, prefix: str = "") -> Iterator[ObjectInfo]:
+        """Objects under the prefix, by key."""
+
+    @abc.abstractmethod
+    def create_multipart(self, bucket: str, key: str, content_type: str = "application/octet-stream") -> str:
+        """Returns the multipart upload id."""
+
+    @abc.abstractmethod
+    def upload_part(self, bucket: str, key: str, upload_id: str, part_number: int, body: Body) -> PartInfo: ...
+
+    @abc.abstractmethod
+    def list_parts(self, bucket: str, key: str, upload_id: str) -> list[PartInfo]:
+        """Every part received, by part number (all pages). Raises NoSuchUpload."""
+
+    @abc.abstractmethod
+    def complete_multipart(self, bucket: str, key: str, upload_id: str, parts: list[PartInfo]) -> ObjectInfo:
+        """Raises InvalidPart (unknown part/etag), EntityTooSmall, NoSuchUpload."""
+
+    @abc.abstractmethod
+    def abort_multipart(self, bucket: str, key: str, upload_id: str) -> None:
+        """Idempotent: aborting an unknown upload is not an error."""
+
+    @abc.abstractmethod
+    def list_multipart_uploads(self, bucket: str, prefix: str = "") -> list[tuple[str, str, float]]:
+        """In-progress uploads as (key, upload_id, initiated_epoch)."""
+
+    @abc.abstractmethod
+    def location_for_reading(self, bucket: str, key: str, expires_s: int = 3600) -> str:
+        """Something ffmpeg/ffprobe can open: a local path or a pre-signed URL."""
+
+
+# --------------------------------------------------------------------------- catalog
+class CatalogError(Exception):
+    pass
+
+
+class VideoNotFound(CatalogError):
+    pass
+
+
+@dataclass
+class Page:
+    items: list[Video]
+    next_token: Optional[str] = None
+
+
+class Catalog(abc.ABC):
+    """Video metadata, query first: each method is one partition lookup in Cassandra.
+
+    ``videos by id``, ``videos by creator newest first`` (paged with an opaque
+    token), a status compare-and-set (a lightweight transaction in Cassandra),
+    counters (their own table in Cassandra), and creators by id / token hash.
+    """
+
+    engine: str = "?"
+
+    @abc.abstractmethod
+    def create_video(self, video: Video) -> None:
+        """Insert; raises CatalogError if the id exists."""
+
+    @abc.abstractmethod
+    def get_video(self, video_id: str) -> Optional[Video]: ...
+
+    @abc.abstractmethod
+    def videos_by_creator(self, creator_id: str, limit: int = 20, page_token: Optional[str] = None) -> Page:
+        """Newest first (created_at, then id, descending)."""
+
+    @abc.abstractmethod
+    def compare_and_set_status(
+        self,
+        video_id: str,
+        expect_status: VideoStatus,
+        expect_stage: Optional[Stage],
+        new_status: VideoStatus,
+        new_stage: Optional[Stage],
+        **fields,
+    ) -> bool:
+        """Atomically move the video to (new_status, new_stage), and set ``fields``
+        (names from ``MUTABLE_FIELDS``), only if it is now (expect_status,
+        expect_stage). Returns whether it applied. Validates the transition
+        against the domain state machine (raises InvalidTransition)."""
+
+    @abc.abstractmethod
+    def update_video(self, video_id: str, **fields) -> None:
+        """Set non-status fields (``MUTABLE_FIELDS``); raises VideoNotFound."""
+
+    @abc.abstractmethod
+    def delete_video(self, video_id: str) -> None:
+        """Idempotent."""
+
+    @abc.abstractmethod
+    def increment(self, video_id: str, counter: str, amount: int = 1) -> None: ...
+
+    @abc.abstractmethod
+    def counters(self, video_id: str) -> dict[str, int]: ...
+
+    @abc.abstractmethod
+    def create_creator(self, creator: Creator) -> None:
+        """Raises CatalogError if the id or the name is taken."""
+
+    @abc.abstractmethod
+    def get_creator(self, creator_id: str) -> Optional[Creator]: ...
+
+    @abc.abstractmethod
+    def creator_by_token_hash(self, token_hash: str) -> Optional[Creator]: ...
+
+    @abc.abstractmethod
+    def creator_by_name(self, name: str) -> Optional[Creator]: ...
+
+    def close(self) -> None:
+        pass
+
+
+# --------------------------------------------------------------------------- bus
+@dataclass
+class Message:
+    topic: str
+    key: str
+    value: dict
+    id: str  # engine-specific position (stream entry id, partition/offset)
+    shard: int = 0
+    attempts: int = 1  # deliveries so far, this one included
+    headers: dict = field(default_factory=dict)
+
+
+class Bus(abc.ABC):
+    """Jobs and events. At-least-once, ordered per key (a key always maps to the
+    same shard/partition; one consumer of a group owns a shard at a time)."""
+
+    engine: str = "?"
+
+    @abc.abstractmethod
+    def publish(self, topic: str, key: str, value: dict, headers: Optional[dict] = None) -> str:
+        """Durably append; returns the message id."""
+
+    @abc.abstractmethod
+    def subscribe(self, topic: str, group: str, consumer: str) -> "Subscription": ...
+
+    @abc.abstractmethod
+    def dead_letters(self, topic: str, limit: int = 100) -> list[Message]:
+        """Messages that exhausted their attempts, with headers 'error' and 'attempts'."""
+
+    @abc.abstractmethod
+    def pending_count(self, topic: str, group: str) -> int:
+        """Messages published but not yet acknowledged by the group (lag + in flight)."""
+
+    def close(self) -> None:
+        pass
+
+
+class Subscription(abc.ABC):
+    """One consumer of a group.
+
+    ``poll`` returns messages in order per shard; a message comes back (to this
+    or, once this consumer's lease lapses, another consumer) until it is acked.
+    ``reject`` records a failed attempt: the message is redelivered after a
+    back-off, and after ``max_attempts`` it goes to the dead-letter topic and
+    is acked. After a reject, later messages of the same shard from the same
+    poll must not be processed (order per key); poll delivers them again.
+    """
+
+    @abc.abstractmethod
+    def poll(self, max_messages: int = 10, timeout_s: float = 1.0) -> list[Message]: ...
+
+    @abc.abstractmethod
+    def ack(self, message: Message) -> None: ...
+
+    @abc.abstractmethod
+    def reject(self, message: Message, error: str) -> None: ...
+
+    @abc.abstractmethod
+    def close(self) -> None:
+        """Leave the group cleanly: owned shards are released at once."""
+
+
+# --------------------------------------------------------------------------- cache
+class Cache(abc.ABC):
+    engine: str = "?"
+
+    @abc.abstractmethod
+    def get_json(self, key: str) -> Optional[dict]: ...
+
+    @abc.abstractmethod
+    def set_json(self, key: str, value: dict, ttl_s: int) -> None: ...
+
+    @abc.abstractmethod
+    def delete(self, *keys: str) -> None: ...
