@@ -1,0 +1,84 @@
+"""ffprobe: is this upload a video we can transcode, and what is in it."""
+from __future__ import annotations
+
+import json
+import subprocess
+from dataclasses import asdict, dataclass
+from fractions import Fraction
+from typing import Optional
+
+# Demuxers that only ever hold still images.
+IMAGE_FORMATS = {"image2", "png_pipe", "jpeg_pipe", "bmp_pipe", "gif", "webp_pipe", "tiff_pipe", "svg_pipe",
+                 "apng", "ico", "pgm_pipe", "ppm_pipe", "qoi_pipe"}
+
+
+class NotAVideo(Exception):
+    """The file is not a video: ``reason`` says why, in words a creator understands."""
+
+    def __init__(self, reason: str):
+        super().__init__(reason)
+        self.reason = reason
+
+
+@dataclass
+class MediaInfo:
+    format_name: str
+    duration_s: float
+    width: int
+    height: int
+    video_codec: str
+    frame_rate: float
+    bit_rate: Optional[int]
+    audio_codec: Optional[str]
+    audio_channels: Optional[int]
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+def _rate(text: Optional[str]) -> float:
+    try:
+        return float(Fraction(text)) if text and text != "0/0" else 0.0
+    except (ValueError, ZeroDivisionError):
+        return 0.0
+
+
+def probe(location: str, ffprobe_bin: str = "ffprobe", timeout_s: float = 60.0) -> MediaInfo:
+    """Probe a local path or URL; raises NotAVideo for anything that is not a playable video."""
+    cmd = [ffprobe_bin, "-v", "error", "-print_format", "json", "-show_format", "-show_streams", location]
+    try:
+        done = subprocess.run(cmd, capture_output=True, timeout=timeout_s, check=False)
+    except subprocess.TimeoutExpired as exc:
+        raise NotAVideo(f"ffprobe could not read the file within {timeout_s:.0f} s") from exc
+    if done.returncode != 0:
+        detail = done.stderr.decode(errors="replace").strip().splitlines()
+        why = detail[-1].split(": ", 1)[-1] if detail else f"ffprobe exited with {done.returncode}"
+        raise NotAVideo(f"not a readable media file ({why})")
+    info = json.loads(done.stdout or b"{}")
+    fmt = info.get("format", {})
+    streams = info.get("streams", [])
+    videos = [s for s in streams if s.get("codec_type") == "video" and not s.get("disposition", {}).get("attached_pic")]
+    if not videos:
+        raise NotAVideo("the file has no video stream")
+    format_name = fmt.get("format_name", "")
+    if set(format_name.split(",")) & IMAGE_FORMATS:
+        raise NotAVideo(f"a still image ({format_name}), not a video")
+    video = videos[0]
+    duration = float(fmt.get("duration") or video.get("duration") or 0.0)
+    if duration <= 0:
+        raise NotAVideo("the video has no duration")
+    width, height = int(video.get("width") or 0), int(video.get("height") or 0)
+    if width <= 0 or height <= 0:
+        raise NotAVideo("the video stream has no picture size")
+    audio = next((s for s in streams if s.get("codec_type") == "audio"), None)
+    return MediaInfo(
+        format_name=format_name,
+        duration_s=round(duration, 3),
+        width=width,
+        height=height,
+        video_codec=video.get("codec_name", "unknown"),
+        frame_rate=round(_rate(video.get("avg_frame_rate")) or _rate(video.get("r_frame_rate")), 3),
+        bit_rate=int(fmt["bit_rate"]) if fmt.get("bit_rate") else None,
+        audio_codec=audio.get("codec_name") if audio else None,
+        audio_channels=int(audio["channels"]) if audio and audio.get("channels") else None,
+    )

@@ -1,0 +1,1 @@
+"""Adapters: one module per engine behind the interfaces in reelhouse.ports."""

@@ -1,0 +1,145 @@
+"""The composition root: settings in, wired engines and services out.
+
+Flask, the CLI, workers and (later) Airflow tasks all call ``bootstrap``;
+nothing else chooses an engine.
+"""
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass, field
+from typing import Optional
+
+import redis
+
+from reelhouse.ports import Bus, Cache, Catalog, ObjectStore
+from reelhouse.settings import Settings
+
+log = logging.getLogger("reelhouse")
+
+
+class EngineUnavailable(RuntimeError):
+    """A role asks for an engine this build cannot run (yet)."""
+
+
+@dataclass
+class Platform:
+    settings: Settings
+    redis: redis.Redis
+    objects: ObjectStore
+    catalog: Catalog
+    bus: Bus
+    cache: Cache
+    _services: dict = field(default_factory=dict)
+
+    def engines(self) -> dict[str, str]:
+        return {
+            "object_store": self.objects.engine,
+            "catalog": self.catalog.engine,
+            "bus": self.bus.engine,
+            "cache": self.cache.engine,
+        }
+
+    def engine_line(self) -> str:
+        return "engines: " + ", ".join(f"{role}={engine}" for role, engine in self.engines().items())
+
+    @property
+    def uploads(self):
+        from reelhouse.services.uploads import UploadService
+
+        if "uploads" not in self._services:
+            self._services["uploads"] = UploadService(self)
+        return self._services["uploads"]
+
+    @property
+    def videos(self):
+        from reelhouse.services.videos import VideoQueries
+
+        if "videos" not in self._services:
+            self._services["videos"] = VideoQueries(self)
+        return self._services["videos"]
+
+    @property
+    def creators(self):
+        from reelhouse.services.creators import CreatorService
+
+        if "creators" not in self._services:
+            self._services["creators"] = CreatorService(self)
+        return self._services["creators"]
+
+    def close(self) -> None:
+        self.bus.close()
+        self.catalog.close()
+        self.redis.close()
+
+
+def _object_store(settings: Settings) -> ObjectStore:
+    engine = settings.engine("object_store")
+    if engine == "s3":
+        if not settings.s3_endpoint_url:
+            raise EngineUnavailable("object_store=s3 needs REELHOUSE_S3_ENDPOINT_URL")
+        from reelhouse.adapters.object_store_s3 import S3ObjectStore
+
+        return S3ObjectStore(
+            endpoint_url=settings.s3_endpoint_url,
+            region=settings.s3_region,
+            access_key_id=settings.s3_access_key_id,
+            secret_access_key=settings.s3_secret_access_key,
+        )
+    from reelhouse.adapters.object_store_local import LocalObjectStore
+
+    return LocalObjectStore(settings.objects_dir)
+
+
+def _catalog(settings: Settings) -> Catalog:
+    engine = settings.engine("catalog")
+    if engine == "sqlite":
+        from reelhouse.adapters.catalog_sqlite import SQLiteCatalog
+
+        settings.catalog_path.parent.mkdir(parents=True, exist_ok=True)
+        return SQLiteCatalog(settings.catalog_path)
+    raise EngineUnavailable(
+        f"catalog engine {engine!r} is not built yet (the engines issue adds Cassandra); "
+        "use REELHOUSE_STACK=lite or REELHOUSE_CATALOG_ENGINE=sqlite"
+    )
+
+
+def _bus(settings: Settings, client: redis.Redis) -> Bus:
+    engine = settings.engine("bus")
+    if engine == "redis-streams":
+        from reelhouse.adapters.bus_redis_streams import RedisStreamsBus
+
+        return RedisStreamsBus(
+            client,
+            shards=settings.bus_shards,
+            lease_ms=settings.bus_lease_ms,
+            max_attempts=settings.bus_max_attempts,
+            retry_backoff_ms=settings.bus_retry_backoff_ms,
+        )
+    raise EngineUnavailable(
+        f"bus engine {engine!r} is not built yet (the engines issue adds Kafka); "
+        "use REELHOUSE_STACK=lite or REELHOUSE_BUS_ENGINE=redis-streams"
+    )
+
+
+def bootstrap(settings: Optional[Settings] = None) -> Platform:
+    settings = settings or Settings()
+    client = redis.Redis(
+        host=settings.redis_host, port=settings.redis_port, db=settings.redis_db,
+        socket_timeout=30, socket_connect_timeout=5, health_check_interval=30,
+    )
+    from reelhouse.adapters.cache_redis import RedisCache
+
+    objects = _object_store(settings)
+    for bucket in (settings.bucket_uploads, settings.bucket_media):
+        objects.ensure_bucket(bucket)
+    from reelhouse.services.videos import InvalidatingCatalog
+
+    cache = RedisCache(client)
+    return Platform(
+        settings=settings,
+        redis=client,
+        objects=objects,
+        catalog=InvalidatingCatalog(_catalog(settings), cache),
+        bus=_bus(settings, client),
+        cache=cache,
+    )

@@ -1,0 +1,1 @@
+"""CLI commands beyond service control; reelhouse.cli registers them."""

@@ -1,0 +1,119 @@
+"""`reelhouse demo`: a creator, three generated clips, resumable uploads, and what was stored and queued."""
+from __future__ import annotations
+
+import hashlib
+import json
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import click
+from rich.console import Console
+from rich.table import Table
+
+from reelhouse.upload_client import ReelhouseUploader, UploadFailed, sha256_file
+
+# (file name, size, seconds, protocol, interrupt at) — one 720p source, one portrait, one interrupted
+SAMPLES = [
+    ("city-1080p.mp4", "1920x1080", 12, "tus", 0.5),
+    ("lecture-720p.mp4", "1280x720", 10, "chunks", None),
+    ("phone-portrait.mp4", "720x1280", 8, "tus", None),
+]
+
+
+def _make_sample(path: Path, size: str, seconds: int) -> None:
+    if path.exists() and path.stat().st_size > 0:
+        return
+    tmp = path.with_suffix(".partial.mp4")
+    subprocess.run([
+        "ffmpeg", "-v", "error", "-y",
+        "-f", "lavfi", "-i", f"testsrc2=size={size}:rate=30:duration={seconds}",
+        "-f", "lavfi", "-i", f"sine=frequency=330:beep_factor=4:duration={seconds}",
+        "-c:v", "libx264", "-preset", "veryfast", "-b:v", "6M", "-pix_fmt", "yuv420p",
+        "-c:a", "aac", "-b:a", "128k", "-movflags", "+faststart", "-shortest", str(tmp),
+    ], check=True, timeout=600)
+    tmp.rename(path)
+
+
+def _demo_creator(platform, folder: Path) -> tuple[str, str]:
+    """Reuses the demo creator across runs (its token is kept under the project home)."""
+    credentials = folder / "creator.json"
+    if credentials.exists():
+        saved = json.loads(credentials.read_text())
+        if platform.creators.authenticate(f"Bearer {saved['token']}").id == saved["id"]:
+            return saved["name"], saved["token"]
+    name = f"demo-creator-{int(time.time())}"
+    creator, token = platform.creators.add(name)
+    credentials.write_text(json.dumps({"id": creator.id, "name": name, "token": token}))
+    credentials.chmod(0o600)
+    return name, token
+
+
+@click.command("demo")
+def demo() -> None:
+    """Create a demo creator, generate sample clips, upload them (one interrupted) and report."""
+    from reelhouse.bootstrap import bootstrap
+    from reelhouse.commands.upload import upload_with_progress
+    from reelhouse.domain.jobs import TOPIC_TRANSCODE_JOBS
+    from reelhouse.services.errors import Unauthorized
+
+    console = Console()
+    platform = bootstrap()
+    settings = platform.settings
+    console.print(f"[bold]Reelhouse demo[/] — {platform.engine_line()}")
+    folder = settings.home_dir / "demo"
+    clips = folder / "clips"
+    clips.mkdir(parents=True, exist_ok=True)
+    try:
+        name, token = _demo_creator(platform, folder)
+    except Unauthorized:
+        (folder / "creator.json").unlink()
+        name, token = _demo_creator(platform, folder)
+    console.print(f"creator [cyan]{name}[/] (token saved in {folder / 'creator.json'})")
+
+    for filename, size, seconds, _, _ in SAMPLES:
+        console.print(f"generating {filename} ({size}, {seconds} s) …")
+        _make_sample(clips / filename, size, seconds)
+
+    uploader = ReelhouseUploader(settings.external_url, token, request_size=8 * 1024 * 1024)
+    rows = []
+    for filename, size, seconds, protocol, interrupt in SAMPLES:
+        path = clips / filename
+        label = f"{filename} via {protocol}" + (f", cut at {interrupt:.0%}" if interrupt else "")
+        started = time.monotonic()
+        try:
+            result = upload_with_progress(uploader, path, protocol, title=path.stem.replace("-", " ").title(),
+                                          tags="demo,sample", interrupt_at=interrupt, label=label)
+        except UploadFailed as exc:
+            console.print(f"[red]upload of {filename} failed: {exc}[/]")
+            sys.exit(1)
+        elapsed = time.monotonic() - started
+        video = platform.catalog.get_video(result.video_id)
+        stored = platform.objects.head(video.source_bucket, video.source_key)
+        digest = hashlib.sha256()
+        with platform.objects.open(video.source_bucket, video.source_key) as body:
+            for block in iter(lambda: body.read(4 << 20), b""):
+                digest.update(block)
+        rows.append((video, stored, protocol, result.interruptions, elapsed,
+                     digest.hexdigest() == sha256_file(path)))
+
+    table = Table(title="Uploaded and stored")
+    for column in ("video", "file", "protocol", "bytes", "interrupted", "MB/s", "byte-identical", "status",
+                   "source", "stored at"):
+        table.add_column(column)
+    for video, stored, protocol, interruptions, elapsed, identical in rows:
+        media = f"{video.width}x{video.height}, {video.duration_s:.1f} s" if video.width else "-"
+        table.add_row(video.id, video.filename, protocol, f"{stored.size:,}", str(interruptions),
+                      f"{stored.size / elapsed / 1e6:.0f}", "yes" if identical else "[red]NO[/]",
+                      f"{video.status.value}/{video.stage.value if video.stage else '-'}", media,
+                      f"{stored.bucket}/{stored.key}")
+    console.print(table)
+    waiting = platform.bus.pending_count(TOPIC_TRANSCODE_JOBS, "transcoders")
+    console.print(f"transcode jobs waiting on the bus ({platform.bus.engine}, topic {TOPIC_TRANSCODE_JOBS}): "
+                  f"{waiting}")
+    for video, *_ in rows:
+        console.print(f"  {settings.external_url}/videos/{video.id}")
+    platform.close()
+    if not all(row[5] for row in rows):
+        sys.exit(1)

@@ -1,0 +1,340 @@
+"""Resumable upload use cases, shared by the seed's chunk API and tus 1.0.
+
+Both protocols write into one multipart upload of the object store and end in
+``finish``: complete the object, probe it, move the video through the state
+machine and queue a transcode job.
+"""
+from __future__ import annotations
+
+import base64
+import hashlib
+import logging
+import time
+from typing import BinaryIO, Optional
+
+from media_workers.probe import NotAVideo, probe
+from reelhouse.domain.creators import Principal, may_modify_video
+from reelhouse.domain.jobs import TOPIC_TRANSCODE_JOBS, TranscodeJob
+from reelhouse.domain.videos import Stage, Video, VideoStatus, new_video_id
+from reelhouse.ports import MIN_PART_SIZE, NoSuchKey, NoSuchUpload
+from reelhouse.services.errors import (
+    BadRequest, ChecksumMismatch, Conflict, Forbidden, NotFound, PayloadTooLarge, Unauthorized,
+)
+from reelhouse.services.tus_parts import TusPartWriter, tus_progress
+from reelhouse.services.upload_requests import NewUpload, check_chunk_size
+from reelhouse.services.upload_sessions import UploadSession, UploadSessions, new_upload_id
+
+log = logging.getLogger("reelhouse.uploads")
+
+READ_BLOCK = 1024 * 1024
+MAX_CHUNK = 100 * 1024 * 1024
+
+
+class UploadService:
+    def __init__(self, platform):
+        self.platform = platform
+        self.settings = platform.settings
+        self.objects = platform.objects
+        self.catalog = platform.catalog
+        self.sessions = UploadSessions(platform.redis, self.settings.upload_ttl_s, self.settings.upload_lock_ttl_ms)
+
+    # ------------------------------------------------------------------ creation
+    def create(self, principal: Principal, new: NewUpload, protocol: str,
+               chunk_size: Optional[int] = None, metadata: Optional[dict] = None) -> UploadSession:
+        if not principal.is_creator:
+            raise Unauthorized("uploading needs a creator's API token (Authorization: Bearer …)",
+                               field="Authorization", code="missing_token")
+        video_id = new_video_id()
+        bucket = self.settings.bucket_uploads
+        key = f"sources/{principal.id}/{video_id}/source{new.extension}"
+        session = UploadSession(
+            id=new_upload_id(), protocol=protocol, video_id=video_id, creator_id=principal.id,
+            bucket=bucket, key=key, multipart_id="", size=new.size,
+            chunk_size=check_chunk_size(chunk_size, self.settings.upload_chunk_size, MIN_PART_SIZE, MAX_CHUNK)
+            if protocol == "chunks" else 0,
+            part_size=self.settings.upload_part_size if protocol == "tus" else 0,
+            filename=new.filename, content_type=new.content_type, metadata=metadata or {},
+        )
+        session.multipart_id = self.objects.create_multipart(bucket, key, new.content_type)
+        self.catalog.create_video(Video(
+            id=video_id, creator_id=principal.id, title=new.title, filename=new.filename, size=new.size,
+            content_type=new.content_type, description=new.description, tags=new.tags, category=new.category,
+            source_bucket=bucket, source_key=key,
+        ))
+        self.sessions.save(session)
+        log.info("upload %s created: video %s, %s, %d bytes, protocol %s",
+                 session.id, video_id, new.filename, new.size, protocol)
+        return session
+
+    def session_for(self, principal: Principal, upload_id: str) -> UploadSession:
+        session = self.sessions.get(upload_id)
+        if session is None:
+            raise NotFound("no such upload (it may have completed, expired or been cancelled)",
+                           field="upload_id", code="unknown_upload")
+        if not principal.is_creator:
+            raise Unauthorized("this upload needs its creator's API token", field="Authorization",
+                               code="missing_token")
+        if not may_modify_video(principal, session.creator_id):
+            raise Forbidden("this upload belongs to another creator", field="upload_id")
+        return session
+
+    # ------------------------------------------------------------------ chunk API
+    def put_chunk(self, principal: Principal, upload_id: str, chunk_number: int, body: BinaryIO,
+                  content_length: Optional[int], digest: Optional[bytes]) -> dict:
+        session = self.session_for(principal, upload_id)
+        if session.protocol != "chunks":
+            raise Conflict("this upload uses tus; send its data with PATCH /files/<id>", field="upload_id")
+        if not 1 <= chunk_number <= session.total_chunks:
+            raise BadRequest(f"chunk_number must be between 1 and {session.total_chunks}", field="chunk_number")
+        expected = session.expected_chunk_size(chunk_number)
+        if content_length is not None and content_length != expected:
+            raise BadRequest(f"chunk {chunk_number} must be {expected} bytes, got {content_length}",
+                             field="chunk", expected_size=expected)
+        data = body.read(expected + 1)
+        if len(data) != expected:
+            raise BadRequest(f"chunk {chunk_number} must be {expected} bytes, got {len(data)}",
+                             field="chunk", expected_size=expected)
+        if digest is not None and hashlib.sha256(data).digest() != digest:
+            raise BadRequest("the chunk's sha-256 does not match its Content-Digest header",
+                             field="Content-Digest", code="digest_mismatch")
+        part = self.objects.upload_part(session.bucket, session.key, session.multipart_id, chunk_number, data)
+        self.sessions.touch(session)
+        return {"upload_id": upload_id, "chunk_number": chunk_number, "status": "completed",
+                "size": part.size, "etag": part.etag}
+
+    def chunk_status(self, principal: Principal, upload_id: str) -> dict:
+        session = self.session_for(principal, upload_id)
+        parts = {p.part_number: p.size for p in self._parts(session)}
+        if session.protocol == "chunks":
+            received = sorted(n for n, size in parts.items() if size == session.expected_chunk_size(n))
+            missing = [n for n in range(1, session.total_chunks + 1) if n not in parts]
+            bytes_received = sum(parts[n] for n in received)
+        else:
+            received, missing = [], []
+            bytes_received = tus_progress(self.objects, session).offset
+        return {
+            "upload_id": session.id, "video_id": session.video_id, "protocol": session.protocol,
+            "filename": session.filename, "size": session.size, "chunk_size": session.chunk_size,
+            "total_chunks": session.total_chunks, "received_chunks": received, "missing_chunks": missing,
+            "bytes_received": bytes_received, "expires_at": session.expires_at,
+        }
+
+    def complete_chunks(self, principal: Principal, upload_id: str) -> dict:
+        session = self.sessions.get(upload_id)
+        if session is None:
+            return self._already_finished(principal, upload_id)
+        session = self.session_for(principal, upload_id)
+        if session.protocol != "chunks":
+            raise Conflict("this upload uses tus; it completes when its last byte arrives", field="upload_id")
+        with self.sessions.lock(session.id):
+            try:
+                parts = {p.part_number: p for p in self._parts(session)}
+            except NoSuchUpload:
+                parts = None  # completed earlier by a request that did not live to answer
+            if parts is not None:
+                missing = [n for n in range(1, session.total_chunks + 1) if n not in parts]
+                if missing:
+                    raise Conflict(f"{len(missing)} chunk(s) missing", field="chunk_number",
+                                   code="missing_chunks", missing_chunks=missing)
+            return self.finish(session)
+
+    def _already_finished(self, principal: Principal, upload_id: str) -> dict:
+        raise NotFound("no such upload (it may have completed, expired or been cancelled)",
+                       field="upload_id", code="unknown_upload")
+
+    # ------------------------------------------------------------------ tus
+    def tus_offset(self, principal: Principal, upload_id: str) -> tuple[UploadSession, int]:
+        session = self.session_for(principal, upload_id)
+        return session, tus_progress(self.objects, session).offset
+
+    def tus_append(self, principal: Principal, upload_id: str, offset: int, body: BinaryIO,
+                   content_length: Optional[int], checksum: Optional[tuple[str, bytes]] = None) -> dict:
+        session = self.session_for(principal, upload_id)
+        if session.protocol != "tus":
+            raise Conflict("this upload uses the chunk API", field="upload_id")
+        with self.sessions.lock(session.id) as lock:
+            progress = tus_progress(self.objects, session)
+            if offset != progress.offset:
+                raise Conflict(f"Upload-Offset {offset} does not match the upload's offset {progress.offset}",
+                               field="Upload-Offset", code="offset_mismatch", offset=progress.offset)
+            remaining = session.size - offset
+            if content_length is not None and content_length > remaining:
+                raise PayloadTooLarge(f"the request carries {content_length} bytes but only {remaining} remain",
+                                      field="Content-Length")
+            if checksum is not None:
+                body = self._verified_body(body, content_length, remaining, checksum)
+            writer = TusPartWriter(self.objects, session, progress)
+            received = 0
+            while received < remaining:
+                try:
+                    block = body.read(min(READ_BLOCK, remaining - received))
+                except Exception as exc:  # the client went away mid-request: keep what arrived
+                    log.info("upload %s: request body ended early after %d bytes (%s)", session.id, received,
+                             type(exc).__name__)
+                    break
+                if not block:
+                    break
+                writer.write(block)
+                received += len(block)
+                lock.renew_if_due()
+            new_offset = writer.close(final=offset + received == session.size)
+            self.sessions.touch(session)
+            result = {"offset": new_offset, "session": session, "finished": None}
+            if new_offset == session.size:
+                result["finished"] = self.finish(session)
+            return result
+
+    def _verified_body(self, body: BinaryIO, content_length: Optional[int], remaining: int,
+                       checksum: tuple[str, bytes]) -> BinaryIO:
+        """The checksum extension: nothing is stored unless the whole body matches."""
+        import tempfile
+
+        algorithm, expected = checksum
+        digest = hashlib.new(algorithm)
+        spool = tempfile.SpooledTemporaryFile(max_size=16 * 1024 * 1024)
+        received = 0
+        while received < remaining:
+            block = body.read(min(READ_BLOCK, remaining - received))
+            if not block:
+                break
+            digest.update(block)
+            spool.write(block)
+            received += len(block)
+        if content_length is not None and received != content_length:
+            spool.close()
+            raise ChecksumMismatch("the request body ended before Content-Length bytes arrived; nothing was stored",
+                                   field="Upload-Checksum")
+        if digest.digest() != expected:
+            spool.close()
+            raise ChecksumMismatch(f"the body's {algorithm} does not match Upload-Checksum; nothing was stored",
+                                   field="Upload-Checksum")
+        spool.seek(0)
+        return spool
+
+    def terminate(self, principal: Principal, upload_id: str) -> None:
+        session = self.session_for(principal, upload_id)
+        with self.sessions.lock(session.id):
+            self._discard(session.id, session.bucket, session.key, session.multipart_id)
+            self.catalog.delete_video(session.video_id)
+            self.sessions.forget(session.id, session.video_id)
+        log.info("upload %s terminated by its creator: video %s deleted", session.id, session.video_id)
+
+    # ------------------------------------------------------------------ shared
+    def _parts(self, session: UploadSession):
+        return self.objects.list_parts(session.bucket, session.key, session.multipart_id)
+
+    def _discard(self, upload_id: str, bucket: str, key: str, multipart_id: str) -> None:
+        self.objects.abort_multipart(bucket, key, multipart_id)
+        for tail in list(self.objects.list(bucket, f"tus-tails/{upload_id}/")):
+            self.objects.delete(bucket, tail.key)
+
+    def bytes_received(self, video_id: str) -> Optional[int]:
+        upload_id = self.sessions.upload_id_for_video(video_id)
+        session = self.sessions.get(upload_id) if upload_id else None
+        if session is None:
+            return None
+        try:
+            if session.protocol == "tus":
+                return tus_progress(self.objects, session).offset
+            return sum(p.size for p in self._parts(session))
+        except NoSuchUpload:
+            return session.size
+
+    def finish(self, session: UploadSession) -> dict:
+        """Every byte is in: complete the object, probe it, queue the transcode.
+
+        Safe to run again after a crash at any step: each step checks where the
+        previous run got to.
+        """
+        video = self.catalog.get_video(session.video_id)
+        if video is None:
+            raise NotFound("the video of this upload no longer exists", field="upload_id")
+        if video.status == VideoStatus.UPLOADING:
+            self.catalog.compare_and_set_status(video.id, VideoStatus.UPLOADING, None,
+                                                VideoStatus.PROCESSING, Stage.PROBING, progress=0.0)
+            video = self.catalog.get_video(video.id)
+        if video.status == VideoStatus.PROCESSING and video.stage == Stage.PROBING:
+            self._complete_object(session)
+            video = self._probe_and_queue(session, video)
+        elif video.status == VideoStatus.PROCESSING and video.stage == Stage.QUEUED:
+            self._queue(video)  # a crash may have come between the status change and the job
+        self.sessions.forget(session.id, session.video_id)
+        answer = {"video_id": video.id, "status": video.status.value,
+                  "stage": video.stage.value if video.stage else None}
+        if video.reason:
+            answer["reason"] = video.reason
+        return answer
+
+    def _complete_object(self, session: UploadSession) -> None:
+        try:
+            parts = self._parts(session)
+        except NoSuchUpload:
+            info = self.objects.head(session.bucket, session.key)  # completed by an earlier attempt
+            if info.size != session.size:
+                raise Conflict("the stored object does not match the upload's size", field="upload_id")
+            return
+        started = time.monotonic()
+        info = self.objects.complete_multipart(session.bucket, session.key, session.multipart_id, parts)
+        for tail in list(self.objects.list(session.bucket, session.tails_prefix)):
+            self.objects.delete(session.bucket, tail.key)
+        log.info("upload %s: object %s/%s complete, %d bytes in %d parts (%.2f s)", session.id, session.bucket,
+                 session.key, info.size, len(parts), time.monotonic() - started)
+
+    def _probe_and_queue(self, session: UploadSession, video: Video) -> Video:
+        location = self.objects.location_for_reading(session.bucket, session.key)
+        try:
+            media = probe(location, self.settings.ffprobe_bin)
+        except NotAVideo as exc:
+            self.catalog.compare_and_set_status(video.id, VideoStatus.PROCESSING, Stage.PROBING,
+                                                VideoStatus.REJECTED, None, reason=exc.reason)
+            log.info("video %s rejected: %s", video.id, exc.reason)
+            return self.catalog.get_video(video.id)
+        self.catalog.compare_and_set_status(
+            video.id, VideoStatus.PROCESSING, Stage.PROBING, VideoStatus.PROCESSING, Stage.QUEUED,
+            duration_s=media.duration_s, width=media.width, height=media.height, media_info=media.to_dict(),
+        )
+        video = self.catalog.get_video(video.id)
+        self._queue(video)
+        return video
+
+    def _queue(self, video: Video) -> None:
+        job = TranscodeJob(video_id=video.id, source_bucket=video.source_bucket, source_key=video.source_key)
+        self.platform.bus.publish(TOPIC_TRANSCODE_JOBS, video.id, job.to_dict())
+        log.info("video %s queued for transcoding: job %s", video.id, job.job_id)
+
+    # ------------------------------------------------------------------ maintenance
+    def sweep_expired(self, now: Optional[float] = None) -> list[str]:
+        """Abort uploads whose session expired; their videos end ``failed``."""
+        swept = []
+        for upload_id, info in self.sessions.expired(now):
+            if info:
+                self._discard(upload_id, info["bucket"], info["key"], info["multipart_id"])
+                video = self.catalog.get_video(info["video_id"])
+                if video and video.status == VideoStatus.UPLOADING:
+                    self.catalog.compare_and_set_status(
+                        video.id, VideoStatus.UPLOADING, None, VideoStatus.FAILED, None,
+                        reason=f"upload abandoned: no data for {self.settings.upload_ttl_s} s",
+                    )
+            self.sessions.forget(upload_id, info.get("video_id", ""))
+            log.info("upload %s expired: multipart aborted, video %s failed", upload_id, info.get("video_id"))
+            swept.append(upload_id)
+        return swept
+
+
+def parse_content_digest(header: Optional[str]) -> Optional[bytes]:
+    """RFC 9530 ``Content-Digest: sha-256=:<base64>:``; other algorithms are ignored."""
+    if not header:
+        return None
+    for item in header.split(","):
+        name, _, value = item.strip().partition("=")
+        if name.strip().lower() == "sha-256":
+            value = value.strip()
+            if value.startswith(":") and value.endswith(":") and len(value) > 2:
+                try:
+                    raw = base64.b64decode(value[1:-1], validate=True)
+                except ValueError:
+                    raw = b""
+                if len(raw) == 32:
+                    return raw
+            raise BadRequest("Content-Digest sha-256 must be ':<base64 of 32 bytes>:'", field="Content-Digest")
+    return None

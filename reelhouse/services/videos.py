@@ -1,0 +1,120 @@
+"""Reading videos: cache-aside over the catalog, with live upload progress."""
+from __future__ import annotations
+
+from typing import Optional
+
+from reelhouse.domain.videos import Video, VideoStatus
+from reelhouse.ports import Cache, Catalog
+from reelhouse.services.errors import NotFound
+
+VIDEO_CACHE_KEY = "video:{id}"
+
+
+class InvalidatingCatalog(Catalog):
+    """Wraps a catalog so that every write drops the video's cached view.
+
+    Every writer (API, workers, DAG tasks) goes through bootstrap, so no
+    update can leave a stale entry behind.
+    """
+
+    def __init__(self, inner: Catalog, cache: Cache):
+        self.inner = inner
+        self.cache = cache
+        self.engine = inner.engine
+
+    def _drop(self, video_id: str) -> None:
+        self.cache.delete(VIDEO_CACHE_KEY.format(id=video_id))
+
+    def create_video(self, video):
+        self.inner.create_video(video)
+        self._drop(video.id)
+
+    def get_video(self, video_id):
+        return self.inner.get_video(video_id)
+
+    def videos_by_creator(self, creator_id, limit=20, page_token=None):
+        return self.inner.videos_by_creator(creator_id, limit, page_token)
+
+    def compare_and_set_status(self, video_id, expect_status, expect_stage, new_status, new_stage, **fields):
+        applied = self.inner.compare_and_set_status(video_id, expect_status, expect_stage, new_status,
+                                                    new_stage, **fields)
+        self._drop(video_id)
+        return applied
+
+    def update_video(self, video_id, **fields):
+        self.inner.update_video(video_id, **fields)
+        self._drop(video_id)
+
+    def delete_video(self, video_id):
+        self.inner.delete_video(video_id)
+        self._drop(video_id)
+
+    def increment(self, video_id, counter, amount=1):
+        self.inner.increment(video_id, counter, amount)
+
+    def counters(self, video_id):
+        return self.inner.counters(video_id)
+
+    def create_creator(self, creator):
+        self.inner.create_creator(creator)
+
+    def get_creator(self, creator_id):
+        return self.inner.get_creator(creator_id)
+
+    def creator_by_token_hash(self, token_hash):
+        return self.inner.creator_by_token_hash(token_hash)
+
+    def creator_by_name(self, name):
+        return self.inner.creator_by_name(name)
+
+    def close(self):
+        self.inner.close()
+
+
+class VideoQueries:
+    def __init__(self, platform):
+        self.platform = platform
+        self.catalog = platform.catalog
+        self.cache = platform.cache
+        self.ttl_s = platform.settings.cache_ttl_s
+
+    def view(self, video_id: str) -> dict:
+        key = VIDEO_CACHE_KEY.format(id=video_id)
+        view = self.cache.get_json(key) if len(video_id) <= 64 else None
+        if view is None:
+            video = self.catalog.get_video(video_id) if len(video_id) <= 64 else None
+            if video is None:
+                raise NotFound(f"no video with id {video_id!r}", field="video_id", code="unknown_video")
+            view = self._render(video)
+            self.cache.set_json(key, view, self.ttl_s)
+        if view["status"] == VideoStatus.UPLOADING.value:
+            received = self.platform.uploads.bytes_received(video_id)
+            view["bytes_received"] = received if received is not None else view["bytes_received"]
+        return view
+
+    def _render(self, video: Video) -> dict:
+        creator = self.catalog.get_creator(video.creator_id)
+        done = video.status != VideoStatus.UPLOADING
+        return {
+            "id": video.id,
+            "title": video.title,
+            "description": video.description,
+            "tags": video.tags,
+            "category": video.category,
+            "creator": {"id": video.creator_id, "name": creator.name if creator else None},
+            "status": video.status.value,
+            "stage": video.stage.value if video.stage else None,
+            "progress": video.progress,
+            "reason": video.reason,
+            "filename": video.filename,
+            "size": video.size,
+            "bytes_received": video.size if done else 0,
+            "duration_s": video.duration_s,
+            "width": video.width,
+            "height": video.height,
+            "renditions": video.renditions,
+            "poster_url": None,
+            "playback_url": None,
+            "created_at": video.created_at,
+            "updated_at": video.updated_at,
+        }

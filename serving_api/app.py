@@ -1,0 +1,87 @@
+"""The serving API: ``create_app(settings=None)`` builds the Flask app."""
+from __future__ import annotations
+
+import logging
+import threading
+import time
+import uuid
+from typing import Optional
+
+from flask import Flask, g, jsonify, request
+
+import reelhouse
+from reelhouse.bootstrap import Platform, bootstrap
+from reelhouse.settings import Settings
+
+log = logging.getLogger("reelhouse.api")
+
+
+def create_app(settings: Optional[Settings] = None, platform: Optional[Platform] = None) -> Flask:
+    settings = settings or (platform.settings if platform else Settings())
+    logging.basicConfig(level=settings.log_level, format="%(asctime)s %(levelname)s %(name)s %(message)s")
+    platform = platform or bootstrap(settings)
+    app = Flask(__name__)
+    app.wsgi_app = _MethodOverride(app.wsgi_app)
+    app.extensions["reelhouse"] = platform
+    app.config["JSON_SORT_KEYS"] = False
+    log.info("serving API %s starting; %s", reelhouse.__version__, platform.engine_line())
+
+    from serving_api import problems, tus, uploads, videos
+
+    problems.register(app)
+    app.register_blueprint(uploads.bp)
+    app.register_blueprint(tus.bp)
+    app.register_blueprint(videos.bp)
+
+    @app.get("/healthz")
+    def healthz():
+        return jsonify(status="ok", version=reelhouse.__version__, engines=platform.engines())
+
+    @app.before_request
+    def _start_timer():
+        g.started = time.monotonic()
+        g.request_id = request.headers.get("X-Request-Id") or uuid.uuid4().hex[:12]
+
+    @app.after_request
+    def _log_request(response):
+        elapsed_ms = (time.monotonic() - g.get("started", time.monotonic())) * 1000
+        response.headers["X-Request-Id"] = g.get("request_id", "")
+        if request.path != "/healthz":
+            ids = " ".join(f"{k}={v}" for k, v in (("upload", g.get("upload_id")), ("video", g.get("video_id"))) if v)
+            log.info("request %s %s %s -> %d %.1fms %s", g.get("request_id"), request.method, request.path,
+                     response.status_code, elapsed_ms, ids)
+        return response
+
+    _start_upload_sweeper(platform)
+    return app
+
+
+class _MethodOverride:
+    """tus clients behind proxies that allow only GET/POST tunnel PATCH/DELETE/HEAD (tus spec)."""
+
+    ALLOWED = {"PATCH", "DELETE", "HEAD"}
+
+    def __init__(self, app):
+        self.app = app
+
+    def __call__(self, environ, start_response):
+        override = environ.get("HTTP_X_HTTP_METHOD_OVERRIDE", "").upper()
+        if environ.get("REQUEST_METHOD") == "POST" and override in self.ALLOWED:
+            environ["REQUEST_METHOD"] = override
+        return self.app(environ, start_response)
+
+
+def _start_upload_sweeper(platform: Platform) -> None:
+    """Every API process offers to sweep; a Redis lock lets one of them do it per interval."""
+    interval = max(5, min(60, platform.settings.upload_ttl_s // 4))
+
+    def loop():
+        while True:
+            time.sleep(interval)
+            try:
+                if platform.redis.set("uploads:sweep-lock", "1", nx=True, ex=interval):
+                    platform.uploads.sweep_expired()
+            except Exception:  # a sweep must never take the API down; the next interval retries
+                log.exception("upload sweep failed")
+
+    threading.Thread(target=loop, name="upload-sweeper", daemon=True).start()

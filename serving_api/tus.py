@@ -1,0 +1,200 @@
+"""tus 1.0 at /files/: core, creation, creation-with-upload, termination, checksum, expiration."""
+from __future__ import annotations
+
+import base64
+import binascii
+from email.utils import format_datetime
+from datetime import datetime, timezone
+
+from flask import Blueprint, Response, g, jsonify, request
+
+from reelhouse.services.errors import (
+    BadRequest, PreconditionFailed, ServiceError, UnsupportedMediaType,
+)
+from reelhouse.services.upload_requests import check_new_upload
+from serving_api.auth import platform, principal
+
+bp = Blueprint("tus", __name__)
+
+TUS_VERSION = "1.0.0"
+EXTENSIONS = "creation,creation-with-upload,termination,checksum,expiration"
+CHECKSUMS = {"sha1": "sha1", "sha256": "sha256", "md5": "md5"}
+EXPOSED = ("Location, Upload-Offset, Upload-Length, Upload-Metadata, Upload-Expires, Tus-Resumable, "
+           "Tus-Version, Tus-Extension, Tus-Max-Size, Tus-Checksum-Algorithm, Video-Id")
+OFFSET_TYPE = "application/offset+octet-stream"
+
+
+def _expires(epoch: float) -> str:
+    return format_datetime(datetime.fromtimestamp(epoch, tz=timezone.utc), usegmt=True)
+
+
+@bp.after_request
+def _tus_headers(response: Response) -> Response:
+    response.headers["Tus-Resumable"] = TUS_VERSION
+    response.headers["Access-Control-Expose-Headers"] = EXPOSED
+    response.headers.setdefault("Cache-Control", "no-store")
+    return response
+
+
+@bp.before_request
+def _check_version():
+    if request.method == "OPTIONS":
+        return None
+    version = request.headers.get("Tus-Resumable")
+    if version != TUS_VERSION:
+        response = jsonify(status=412, code="unsupported_tus_version", field="Tus-Resumable",
+                           title=f"this server speaks tus {TUS_VERSION}; send 'Tus-Resumable: {TUS_VERSION}'")
+        response.status_code = 412
+        response.headers["Tus-Version"] = TUS_VERSION
+        return response
+    return None
+
+
+def _metadata(header: str | None) -> dict[str, str]:
+    """``Upload-Metadata: key base64,key2 base64`` (values may be absent)."""
+    parsed: dict[str, str] = {}
+    if not header:
+        return parsed
+    for pair in header.split(","):
+        pair = pair.strip()
+        if not pair:
+            continue
+        key, _, value = pair.partition(" ")
+        if not key or not key.isascii() or any(ch.isspace() for ch in key) or key in parsed:
+            raise BadRequest(f"Upload-Metadata has an invalid or repeated key {key!r}", field="Upload-Metadata")
+        try:
+            parsed[key] = base64.b64decode(value.strip(), validate=True).decode("utf-8") if value else ""
+        except (binascii.Error, UnicodeDecodeError):
+            raise BadRequest(f"Upload-Metadata value of {key!r} is not base64 of UTF-8 text",
+                             field="Upload-Metadata") from None
+    return parsed
+
+
+def _int_header(name: str) -> int | None:
+    raw = request.headers.get(name)
+    if raw is None:
+        return None
+    if not raw.isdigit():
+        raise BadRequest(f"{name} must be a non-negative whole number", field=name)
+    return int(raw)
+
+
+def _checksum() -> tuple[str, bytes] | None:
+    raw = request.headers.get("Upload-Checksum")
+    if not raw:
+        return None
+    algorithm, _, value = raw.strip().partition(" ")
+    if algorithm not in CHECKSUMS:
+        raise BadRequest(f"unsupported checksum algorithm {algorithm!r}; use one of {', '.join(CHECKSUMS)}",
+                         field="Upload-Checksum")
+    try:
+        return CHECKSUMS[algorithm], base64.b64decode(value.strip(), validate=True)
+    except binascii.Error:
+        raise BadRequest("Upload-Checksum value must be base64", field="Upload-Checksum") from None
+
+
+@bp.route("/files/", methods=["OPTIONS"])
+@bp.route("/files/<upload_id>", methods=["OPTIONS"])
+def options(upload_id: str | None = None):
+    response = Response(status=204)
+    response.headers.update({
+        "Tus-Version": TUS_VERSION,
+        "Tus-Extension": EXTENSIONS,
+        "Tus-Max-Size": str(platform().settings.upload_max_size),
+        "Tus-Checksum-Algorithm": ",".join(CHECKSUMS),
+        "Access-Control-Allow-Methods": "POST, HEAD, PATCH, DELETE, OPTIONS",
+        "Access-Control-Allow-Headers": "Authorization, Content-Type, Upload-Length, Upload-Offset, "
+        "Upload-Metadata, Upload-Checksum, Upload-Defer-Length, Tus-Resumable, X-HTTP-Method-Override, X-Request-Id",
+    })
+    return response
+
+
+@bp.post("/files/")
+@bp.post("/files")
+def create():
+    who = principal()
+    if request.headers.get("Upload-Defer-Length"):
+        raise BadRequest("Upload-Defer-Length is not supported; send Upload-Length", field="Upload-Defer-Length")
+    length = _int_header("Upload-Length")
+    if length is None:
+        raise BadRequest("Upload-Length is required", field="Upload-Length")
+    meta = _metadata(request.headers.get("Upload-Metadata"))
+    fields = {
+        "filename": meta.get("filename") or meta.get("name"),
+        "size": length,
+        "content_type": meta.get("filetype") or meta.get("content_type") or meta.get("type"),
+        "title": meta.get("title"),
+        "description": meta.get("description"),
+        "tags": meta.get("tags"),
+        "category": meta.get("category"),
+    }
+    try:
+        new = check_new_upload(fields, platform().settings.upload_max_size)
+    except ServiceError as exc:
+        if exc.field in ("filename", "content_type", "title", "description", "tags", "category"):
+            exc.extra["metadata_key"] = exc.field
+            exc.field = "Upload-Metadata"
+        elif exc.field == "size":
+            exc.field = "Upload-Length"
+        raise
+    uploads = platform().uploads
+    session = uploads.create(who, new, "tus", metadata=meta)
+    g.upload_id, g.video_id = session.id, session.video_id
+    response = Response(status=201)
+    response.headers["Location"] = f"{platform().settings.external_url}/files/{session.id}"
+    response.headers["Video-Id"] = session.video_id
+    response.headers["Upload-Expires"] = _expires(session.expires_at)
+    has_body = (request.content_length or 0) > 0
+    if has_body:  # creation-with-upload
+        if request.mimetype != OFFSET_TYPE:
+            raise UnsupportedMediaType(f"a body sent with creation must be {OFFSET_TYPE}", field="Content-Type")
+        result = uploads.tus_append(who, session.id, 0, request.stream, request.content_length, _checksum())
+        response.headers["Upload-Offset"] = str(result["offset"])
+    else:
+        response.headers["Upload-Offset"] = "0"
+    return response
+
+
+@bp.route("/files/<upload_id>", methods=["HEAD"])
+def head(upload_id: str):
+    g.upload_id = upload_id
+    session, offset = platform().uploads.tus_offset(principal(), upload_id)
+    g.video_id = session.video_id
+    response = Response(status=200)
+    response.headers.update({
+        "Upload-Offset": str(offset),
+        "Upload-Length": str(session.size),
+        "Upload-Expires": _expires(session.expires_at),
+        "Video-Id": session.video_id,
+        "Cache-Control": "no-store",
+    })
+    if session.metadata:
+        response.headers["Upload-Metadata"] = ",".join(
+            f"{k} {base64.b64encode(v.encode()).decode()}" for k, v in session.metadata.items())
+    return response
+
+
+@bp.patch("/files/<upload_id>")
+def patch(upload_id: str):
+    g.upload_id = upload_id
+    if request.mimetype != OFFSET_TYPE:
+        raise UnsupportedMediaType(f"PATCH bodies must be {OFFSET_TYPE}", field="Content-Type")
+    offset = _int_header("Upload-Offset")
+    if offset is None:
+        raise BadRequest("Upload-Offset is required", field="Upload-Offset")
+    result = platform().uploads.tus_append(principal(), upload_id, offset, request.stream,
+                                           request.content_length, _checksum())
+    session = result["session"]
+    g.video_id = session.video_id
+    response = Response(status=204)
+    response.headers["Upload-Offset"] = str(result["offset"])
+    response.headers["Upload-Expires"] = _expires(session.expires_at)
+    response.headers["Video-Id"] = session.video_id
+    return response
+
+
+@bp.delete("/files/<upload_id>")
+def terminate(upload_id: str):
+    g.upload_id = upload_id
+    platform().uploads.terminate(principal(), upload_id)
+    return Response(status=204)

@@ -1,0 +1,65 @@
+from __future__ import annotations
+
+import pytest
+
+from reelhouse.settings import MiB, Settings
+from tests import media
+
+
+@pytest.fixture(scope="session")
+def clips(tmp_path_factory):
+    folder = tmp_path_factory.mktemp("clips")
+    not_video = folder / "notes.mp4"
+    not_video.write_bytes(b"this is a text file pretending to be a video\n" * 2000)
+    image = folder / "still.png"
+    import subprocess
+
+    subprocess.run(["ffmpeg", "-v", "error", "-y", "-f", "lavfi", "-i", "testsrc2=size=64x64", "-frames:v", "1",
+                    str(image)], check=True)
+    return {
+        "small": media.make_clip(folder / "small.mp4", seconds=2),
+        "large": media.make_large_clip(folder / "large.mkv", 12 * MiB),
+        "not_video": not_video,
+        "image": image,
+    }
+
+
+@pytest.fixture
+def settings(tmp_path, redis_server, redis_client):
+    return Settings(
+        home=tmp_path / "home", redis_port=redis_server["port"], upload_chunk_size=5 * MiB,
+        upload_part_size=5 * MiB, upload_max_size=200 * MiB, upload_lock_ttl_ms=2000,
+    )
+
+
+@pytest.fixture
+def platform(settings):
+    from reelhouse.bootstrap import bootstrap
+
+    built = bootstrap(settings)
+    yield built
+    built.close()
+
+
+@pytest.fixture
+def app(platform):
+    from serving_api.app import create_app
+
+    return create_app(platform=platform)
+
+
+@pytest.fixture
+def client(app):
+    return app.test_client()
+
+
+@pytest.fixture
+def creator(platform):
+    created, token = platform.creators.add("alice")
+    return {"id": created.id, "token": token, "auth": {"Authorization": f"Bearer {token}"}}
+
+
+@pytest.fixture
+def other_creator(platform):
+    created, token = platform.creators.add("mallory")
+    return {"id": created.id, "token": token, "auth": {"Authorization": f"Bearer {token}"}}

@@ -1,0 +1,204 @@
+"""tus 1.0 with a plain HTTP client (Flask's test client) against real Redis and the local store."""
+from __future__ import annotations
+
+import base64
+import hashlib
+
+import pytest
+
+from reelhouse.settings import MiB
+
+TUS = {"Tus-Resumable": "1.0.0"}
+OCTETS = "application/offset+octet-stream"
+
+
+def meta(**values):
+    return ",".join(f"{k} {base64.b64encode(v.encode()).decode()}" for k, v in values.items())
+
+
+def create(client, auth, size, filename="clip.mkv", **extra):
+    headers = {**TUS, **auth, "Upload-Length": str(size),
+               "Upload-Metadata": meta(filename=filename, filetype="video/x-matroska", title="Tus clip",
+                                       tags="a,b")}
+    headers.update(extra)
+    return client.post("/files/", headers=headers)
+
+
+def patch(client, auth, location, offset, data, **extra):
+    headers = {**TUS, **auth, "Upload-Offset": str(offset), "Content-Type": OCTETS, **extra}
+    return client.patch(location, data=data, headers=headers)
+
+
+def path_of(location):
+    return "/files/" + location.rsplit("/", 1)[-1]
+
+
+def test_options_advertises_extensions(client):
+    answer = client.options("/files/")
+    assert answer.status_code == 204
+    assert answer.headers["Tus-Version"] == "1.0.0"
+    extensions = set(answer.headers["Tus-Extension"].split(","))
+    assert {"creation", "creation-with-upload", "termination", "checksum", "expiration"} <= extensions
+    assert "sha256" in answer.headers["Tus-Checksum-Algorithm"].split(",")
+    assert int(answer.headers["Tus-Max-Size"]) == 200 * MiB
+
+
+def test_upload_in_uneven_pieces_resumes_and_completes(client, creator, clips, platform):
+    data = clips["large"].read_bytes()
+    created = create(client, creator["auth"], len(data))
+    assert created.status_code == 201
+    location, video_id = path_of(created.headers["Location"]), created.headers["Video-Id"]
+    assert created.headers["Upload-Expires"].endswith("GMT")
+    assert client.get(f"/videos/{video_id}").json["status"] == "uploading"
+
+    head = client.head(location, headers={**TUS, **creator["auth"]})
+    assert head.status_code == 200 and head.headers["Upload-Offset"] == "0"
+    assert head.headers["Upload-Length"] == str(len(data)) and head.headers["Cache-Control"] == "no-store"
+
+    # pieces smaller and larger than a part: 3 MiB, 4 MiB (crosses the 5 MiB part), then the rest
+    offset = 0
+    for size in (3 * MiB, 4 * MiB):
+        answer = patch(client, creator["auth"], location, offset, data[offset:offset + size])
+        assert answer.status_code == 204, answer.json
+        offset += size
+        assert answer.headers["Upload-Offset"] == str(offset)
+        assert client.head(location, headers={**TUS, **creator["auth"]}).headers["Upload-Offset"] == str(offset)
+    view = client.get(f"/videos/{video_id}").json
+    assert view["status"] == "uploading" and view["bytes_received"] == offset
+
+    stale = patch(client, creator["auth"], location, 0, data[:10])
+    assert stale.status_code == 409 and stale.json["offset"] == offset
+    assert client.head(location, headers={**TUS, **creator["auth"]}).headers["Upload-Offset"] == str(offset)
+
+    last = patch(client, creator["auth"], location, offset, data[offset:])
+    assert last.status_code == 204 and last.headers["Upload-Offset"] == str(len(data))
+    video = platform.catalog.get_video(video_id)
+    assert (video.status.value, video.stage.value) == ("processing", "queued")
+    assert video.title == "Tus clip" and video.tags == ["a", "b"]
+    stored = platform.objects.get(video.source_bucket, video.source_key)
+    assert hashlib.sha256(stored).digest() == hashlib.sha256(data).digest()
+    # no tail or multipart left behind
+    assert list(platform.objects.list(platform.settings.bucket_uploads, "tus-tails/")) == []
+    assert platform.objects.list_multipart_uploads(platform.settings.bucket_uploads) == []
+
+
+def test_creation_with_upload(client, creator, clips, platform):
+    data = clips["small"].read_bytes()
+    created = create(client, creator["auth"], len(data), **{"Content-Type": OCTETS})
+    created = client.post("/files/", data=data, headers={**TUS, **creator["auth"], "Upload-Length": str(len(data)),
+                                                         "Content-Type": OCTETS,
+                                                         "Upload-Metadata": meta(filename="small.mp4")})
+    assert created.status_code == 201 and created.headers["Upload-Offset"] == str(len(data))
+    video = client.get(f"/videos/{created.headers['Video-Id']}").json
+    assert video["status"] == "processing" and video["stage"] == "queued"
+
+
+def test_checksum_extension(client, creator, clips):
+    data = clips["large"].read_bytes()[: 6 * MiB]
+    created = create(client, creator["auth"], 12 * MiB)
+    location = path_of(created.headers["Location"])
+    good = "sha256 " + base64.b64encode(hashlib.sha256(data).digest()).decode()
+    bad = "sha256 " + base64.b64encode(hashlib.sha256(b"other").digest()).decode()
+    rejected = patch(client, creator["auth"], location, 0, data, **{"Upload-Checksum": bad})
+    assert rejected.status_code == 460 and rejected.json["field"] == "Upload-Checksum"
+    assert client.head(location, headers={**TUS, **creator["auth"]}).headers["Upload-Offset"] == "0"
+    unknown = patch(client, creator["auth"], location, 0, data, **{"Upload-Checksum": "crc99 AAAA"})
+    assert unknown.status_code == 400
+    accepted = patch(client, creator["auth"], location, 0, data, **{"Upload-Checksum": good})
+    assert accepted.status_code == 204 and accepted.headers["Upload-Offset"] == str(len(data))
+    sha1 = "sha1 " + base64.b64encode(hashlib.sha1(data[:1000]).digest()).decode()
+    assert patch(client, creator["auth"], location, len(data), data[:1000],
+                 **{"Upload-Checksum": sha1}).status_code == 204
+
+
+def test_termination_removes_upload_and_video(client, creator, clips, platform):
+    data = clips["large"].read_bytes()
+    created = create(client, creator["auth"], len(data))
+    location, video_id = path_of(created.headers["Location"]), created.headers["Video-Id"]
+    patch(client, creator["auth"], location, 0, data[: 6 * MiB])
+    assert client.delete(location, headers={**TUS, **creator["auth"]}).status_code == 204
+    assert client.head(location, headers={**TUS, **creator["auth"]}).status_code == 404
+    assert client.get(f"/videos/{video_id}").status_code == 404
+    assert platform.objects.list_multipart_uploads(platform.settings.bucket_uploads) == []
+    assert list(platform.objects.list(platform.settings.bucket_uploads, "tus-tails/")) == []
+
+
+def test_protocol_errors(client, creator, other_creator, platform):
+    created = create(client, creator["auth"], 7 * MiB)
+    location = path_of(created.headers["Location"])
+    wrong_version = client.head(location, headers={"Tus-Resumable": "0.2.2", **creator["auth"]})
+    assert wrong_version.status_code == 412 and wrong_version.headers["Tus-Version"] == "1.0.0"
+    assert client.post("/files/", headers={**creator["auth"]}).status_code == 412
+    assert patch(client, creator["auth"], location, 0, b"x", **{"Content-Type": "text/plain"}).status_code == 415
+    no_offset = client.patch(location, data=b"x", headers={**TUS, **creator["auth"], "Content-Type": OCTETS})
+    assert no_offset.status_code == 400 and no_offset.json["field"] == "Upload-Offset"
+    too_much = patch(client, creator["auth"], location, 0, b"x" * (7 * MiB + 1))
+    assert too_much.status_code == 413
+    assert create(client, creator["auth"], 10 ** 12).status_code == 413
+    no_length = client.post("/files/", headers={**TUS, **creator["auth"]})
+    assert no_length.status_code == 400 and no_length.json["field"] == "Upload-Length"
+    bad_meta = create(client, creator["auth"], 10, **{"Upload-Metadata": "filename !!notbase64"})
+    assert bad_meta.status_code == 400 and bad_meta.json["field"] == "Upload-Metadata"
+    trick = create(client, creator["auth"], 10, filename="../../etc/passwd")
+    assert trick.status_code == 400 and trick.json["metadata_key"] == "filename"
+    assert client.head("/files/unknown", headers={**TUS, **creator["auth"]}).status_code == 404
+    assert client.head(location, headers={**TUS, **other_creator["auth"]}).status_code == 403
+    assert patch(client, other_creator["auth"], location, 0, b"x").status_code == 403
+    assert client.delete(location, headers={**TUS, **other_creator["auth"]}).status_code == 403
+    assert client.head(location, headers=TUS).status_code == 401
+    assert client.head(location, headers={**TUS, **creator["auth"]}).headers["Upload-Offset"] == "0"
+
+
+def test_a_second_writer_gets_423_while_the_first_holds_the_upload(client, creator, platform):
+    created = create(client, creator["auth"], 7 * MiB)
+    upload_id = created.headers["Location"].rsplit("/", 1)[-1]
+    with platform.uploads.sessions.lock(upload_id):
+        busy = patch(client, creator["auth"], f"/files/{upload_id}", 0, b"x" * 100)
+        assert busy.status_code == 423
+    assert patch(client, creator["auth"], f"/files/{upload_id}", 0, b"x" * 100).status_code == 204
+
+
+def test_method_override_tunnels_patch(client, creator):
+    created = create(client, creator["auth"], 7 * MiB)
+    location = path_of(created.headers["Location"])
+    tunnelled = client.post(location, data=b"y" * 10, headers={**TUS, **creator["auth"], "Upload-Offset": "0",
+                                                               "Content-Type": OCTETS,
+                                                               "X-HTTP-Method-Override": "PATCH"})
+    assert tunnelled.status_code == 204 and tunnelled.headers["Upload-Offset"] == "10"
+
+
+def test_stale_tail_from_a_crash_is_ignored(client, creator, clips, platform):
+    """A request that died after flushing a part but before deleting the old tail leaves a stale tail."""
+    data = clips["large"].read_bytes()
+    created = create(client, creator["auth"], len(data))
+    location = path_of(created.headers["Location"])
+    upload_id = location.rsplit("/", 1)[-1]
+    patch(client, creator["auth"], location, 0, data[: 2 * MiB])  # tail 00001 holds 2 MiB
+    bucket = platform.settings.bucket_uploads
+    session = platform.uploads.sessions.get(upload_id)
+    # simulate the crash: part 1 flushed, old tail still there
+    platform.objects.upload_part(bucket, session.key, session.multipart_id, 1, data[: 5 * MiB])
+    head = client.head(location, headers={**TUS, **creator["auth"]})
+    assert head.headers["Upload-Offset"] == str(5 * MiB)
+    assert patch(client, creator["auth"], location, 5 * MiB, data[5 * MiB:]).status_code == 204
+    video = platform.catalog.get_video(created.headers["Video-Id"])
+    assert hashlib.sha256(platform.objects.get(bucket, video.source_key)).digest() == hashlib.sha256(data).digest()
+
+
+def test_abandoned_uploads_are_swept(client, creator, clips, platform):
+    import time
+
+    data = clips["large"].read_bytes()
+    created = create(client, creator["auth"], len(data))
+    location, video_id = path_of(created.headers["Location"]), created.headers["Video-Id"]
+    patch(client, creator["auth"], location, 0, data[: 6 * MiB])
+    upload_id = location.rsplit("/", 1)[-1]
+    assert platform.uploads.sweep_expired() == []  # still alive
+    platform.redis.delete(f"upload:{upload_id}")  # what the TTL does after an hour of silence
+    swept = platform.uploads.sweep_expired(now=time.time() + platform.settings.upload_ttl_s + 1)
+    assert swept == [upload_id]
+    video = client.get(f"/videos/{video_id}").json
+    assert video["status"] == "failed" and "abandoned" in video["reason"]
+    assert platform.objects.list_multipart_uploads(platform.settings.bucket_uploads) == []
+    assert list(platform.objects.list(platform.settings.bucket_uploads, "tus-tails/")) == []
+    assert platform.redis.ttl(f"upload:by-video:{video_id}") == -2
