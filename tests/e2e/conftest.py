@@ -1,0 +1,75 @@
+"""A real serving API (gunicorn, the production command line) over real Redis, for whole flows over HTTP."""
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+
+import pytest
+import requests
+
+from reelhouse.settings import MiB, Settings
+from tests import media, procs
+
+
+class LiveAPI:
+    def __init__(self, settings: Settings, log_dir):
+        self.settings = settings
+        self.log_dir = log_dir
+        self.proc: subprocess.Popen | None = None
+        self.url = settings.api_url
+
+    def start(self) -> None:
+        from reelhouse.ops import api_server
+
+        api_server.prepare(self.settings)
+        command = api_server.command(self.settings)
+        env = {**os.environ, **api_server.environment(self.settings)}
+        self.proc = procs.start(command, self.log_dir / "api.log", env=env)
+        procs.wait_until(lambda: requests.get(f"{self.url}/healthz", timeout=1).ok, 20, "the API")
+
+    def kill(self) -> None:
+        """SIGKILL the whole server (master and workers): a crash, not a shutdown."""
+        assert self.proc is not None
+        os.killpg(self.proc.pid, signal.SIGKILL)
+        self.proc.wait(10)
+        procs.wait_until(lambda: not procs.port_open(self.settings.api_port), 10, "the port to close")
+
+    def stop(self) -> None:
+        if self.proc is not None:
+            procs.stop(self.proc)
+
+    def platform(self):
+        from reelhouse.bootstrap import bootstrap
+
+        return bootstrap(self.settings)
+
+
+@pytest.fixture
+def live_api(tmp_path, redis_server, redis_client):
+    settings = Settings(
+        home=tmp_path / "home", redis_port=redis_server["port"], api_port=procs.free_port(),
+        upload_chunk_size=5 * MiB, upload_part_size=5 * MiB, upload_lock_ttl_ms=1500,
+        api_workers=2, api_threads=8,
+    )
+    api = LiveAPI(settings, tmp_path)
+    api.start()
+    yield api
+    api.stop()
+
+
+@pytest.fixture
+def live_creator(live_api):
+    platform = live_api.platform()
+    creator, token = platform.creators.add("e2e-creator")
+    platform.close()
+    return {"id": creator.id, "token": token}
+
+
+@pytest.fixture(scope="session")
+def e2e_clips(tmp_path_factory):
+    folder = tmp_path_factory.mktemp("e2e-clips")
+    return {
+        "medium": media.make_large_clip(folder / "medium.mkv", 60 * MiB, size="640x360"),
+        "small": media.make_clip(folder / "small.mp4", seconds=3),
+    }

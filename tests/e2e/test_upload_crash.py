@@ -1,0 +1,96 @@
+"""SIGKILL the API while an upload is between 10 % and 90 %, start it again, resume: nothing lost."""
+from __future__ import annotations
+
+import threading
+
+import requests
+
+from reelhouse.upload_client import ReelhouseUploader, sha256_file
+from reelhouse.settings import MiB
+
+TUS = {"Tus-Resumable": "1.0.0"}
+
+
+def _stored_sha(api, video_id):
+    import hashlib
+
+    platform = api.platform()
+    video = platform.catalog.get_video(video_id)
+    digest = hashlib.sha256()
+    with platform.objects.open(video.source_bucket, video.source_key) as body:
+        for block in iter(lambda: body.read(4 * MiB), b""):
+            digest.update(block)
+    platform.close()
+    return video, digest.hexdigest()
+
+
+def test_tus_upload_survives_sigkill_of_the_api(live_api, live_creator, e2e_clips):
+    path = e2e_clips["medium"]
+    size = path.stat().st_size
+    uploader = ReelhouseUploader(live_api.url, live_creator["token"], request_size=size)  # one long PATCH
+    seen = []
+    result = {}
+
+    def run():
+        result["upload"] = uploader.upload_tus(path, progress=lambda done, total: seen.append(done))
+
+    worker = threading.Thread(target=run)
+    worker.start()
+    # wait until the server has stored between 20 % and 90 % of the file, then crash it mid-request
+    headers = {**TUS, "Authorization": f"Bearer {live_creator['token']}"}
+    platform = live_api.platform()
+
+    def offset():
+        upload_ids = platform.redis.keys("upload:by-video:*")
+        if not upload_ids:
+            return 0
+        upload_id = platform.redis.get(upload_ids[0]).decode()
+        answer = requests.head(f"{live_api.url}/files/{upload_id}", headers=headers, timeout=5)
+        return int(answer.headers.get("Upload-Offset", 0))
+
+    from tests.procs import wait_until
+
+    wait_until(lambda: offset() >= 0.2 * size, 60, "20 % of the upload")
+    at_kill = offset()
+    assert at_kill <= 0.9 * size, "the upload went too fast to interrupt in the middle"
+    live_api.kill()
+    live_api.start()
+    worker.join(120)
+    assert not worker.is_alive()
+    upload = result["upload"]
+    assert upload.interruptions >= 1
+    assert upload.status["status"] == "processing" and upload.status["stage"] == "queued"
+    video, stored = _stored_sha(live_api, upload.video_id)
+    assert stored == sha256_file(path)
+    assert video.size == size
+    platform.close()
+
+
+def test_chunk_upload_survives_sigkill_of_the_api(live_api, live_creator, e2e_clips):
+    path = e2e_clips["medium"]
+    data = path.read_bytes()
+    auth = {"Authorization": f"Bearer {live_creator['token']}"}
+    started = requests.post(f"{live_api.url}/upload/init", headers=auth, timeout=10, json={
+        "filename": path.name, "size": len(data), "content_type": "video/x-matroska", "title": "crash"}).json()
+    chunk = started["chunk_size"]
+    total = started["total_chunks"]
+    half = total // 2
+    for number in range(1, half + 1):
+        answer = requests.post(f"{live_api.url}/upload/chunk", headers=auth, timeout=30,
+                               params={"upload_id": started["upload_id"], "chunk_number": number},
+                               data=data[(number - 1) * chunk: number * chunk])
+        assert answer.status_code == 200
+    live_api.kill()
+    live_api.start()
+    status = requests.get(f"{live_api.url}/upload/{started['upload_id']}", headers=auth, timeout=10).json()
+    assert status["received_chunks"] == list(range(1, half + 1))
+    for number in status["missing_chunks"]:
+        answer = requests.post(f"{live_api.url}/upload/chunk", headers=auth, timeout=30,
+                               params={"upload_id": started["upload_id"], "chunk_number": number},
+                               data=data[(number - 1) * chunk: number * chunk])
+        assert answer.status_code == 200
+    done = requests.post(f"{live_api.url}/upload/complete", headers=auth, json={"upload_id": started["upload_id"]},
+                         timeout=60)
+    assert done.status_code == 200 and done.json()["status"] == "processing"
+    video, stored = _stored_sha(live_api, started["video_id"])
+    assert stored == sha256_file(path)
