@@ -1,0 +1,460 @@
+"""The bus on Redis Streams (the ``lite`` engine), shaped like Kafka.
+
+A topic is ``shards`` streams ``bus:<topic>:<shard>`` (the partitions); a key
+always lands on shard ``crc32(key) % shards``. A consumer group is a Redis
+consumer group on every shard stream, created from the start of the stream.
+
+One consumer of a group works a shard at a time: it holds the shard's lease
+(``SET NX PX``), renewed on every poll and ``heartbeat()``, and by ack/reject
+once a quarter of the lease has passed; work that outlasts the lease must call
+``heartbeat()``, or the shard (and the message) moves to another consumer.
+Consumers announce themselves in a sorted set and hold at most
+``ceil(shards / live consumers)`` shards, so a newcomer gets its share. A
+consumer that dies (even by SIGKILL) stops renewing; once its leases lapse
+another consumer takes its shards and first claims (XAUTOCLAIM) and redelivers
+what the dead one had not acked, in entry order, before new entries.
+
+Per owned shard, ``poll`` hands out the consumer's pending entries first (not
+acked yet, oldest first), then new ones. A rejected entry waiting for its
+back-off holds back the rest of its shard, as a Kafka consumer that retries in
+place does; that keeps the order per key.
+
+Attempt counts and retry times live in Redis hashes keyed by entry id (not
+in the stream's own delivery counter, which claiming bumps too), so a consumer
+that takes a shard over honours both. Times come from the Redis server's
+clock, so consumers on hosts with skewed clocks agree on back-offs.
+
+A consumer hands a shard back (rebalancing) only when nothing of it is in
+flight, so two live consumers never work one key at once. A consumer that
+stalls past its lease and then wakes up can still ack what it held (at least
+once: the new owner may process it again); there is no fencing as in Kafka.
+"""
+from __future__ import annotations
+
+import json
+import math
+import threading
+import time
+import uuid
+import zlib
+from typing import Optional
+
+import redis
+
+from reelhouse.ports import Bus, Message, Subscription
+
+# The longest a poll waits in one go: leases are renewed and a newcomer gets
+# its share of the shards within this time, even on an idle topic.
+MAX_WAIT_SLICE_S = 0.25
+
+# Joins or refreshes the group's member set, drops members silent for a lease,
+# renews the caller's leases (re-taking one that lapsed while nobody took it),
+# and reports the server time and the number of live members.
+_HEARTBEAT_LUA = """
+local t = redis.call('TIME')
+local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+local lease = tonumber(ARGV[2])
+redis.call('ZADD', KEYS[1], now, ARGV[1])
+redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', now - lease)
+redis.call('PEXPIRE', KEYS[1], lease * 4)
+local kept = {}
+for i = 2, #KEYS do
+  local holder = redis.call('GET', KEYS[i])
+  if holder == ARGV[1] then
+    redis.call('PEXPIRE', KEYS[i], lease)
+    kept[#kept + 1] = 1
+  elseif not holder then
+    redis.call('SET', KEYS[i], ARGV[1], 'PX', lease)
+    kept[#kept + 1] = 1
+  else
+    kept[#kept + 1] = 0
+  end
+end
+return {now, redis.call('ZCARD', KEYS[1]), kept}
+"""
+
+_RELEASE_LUA = """
+if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) end
+return 0
+"""
+
+
+def shard_for_key(key: str, shards: int) -> int:
+    """Stable across processes and restarts (Python's ``hash()`` is salted per process)."""
+    return zlib.crc32(key.encode("utf-8")) % shards
+
+
+def parse_message_id(message_id: str) -> tuple[int, str]:
+    shard, sep, entry_id = message_id.partition("/")
+    if not sep or not shard.isdigit():
+        raise ValueError(f"not a bus message id: {message_id!r} (expected '<shard>/<stream entry id>')")
+    return int(shard), entry_id
+
+
+def _text(value) -> str:
+    return value.decode("utf-8") if isinstance(value, bytes) else str(value)
+
+
+def _entry_order(entry_id: str) -> tuple[int, int]:
+    millis, _, sequence = entry_id.partition("-")
+    return int(millis), int(sequence or 0)
+
+
+def _decode_fields(fields: dict) -> tuple[str, dict, dict]:
+    text = {_text(name): _text(value) for name, value in fields.items()}
+    return text["key"], json.loads(text["value"]), json.loads(text.get("headers") or "{}")
+
+
+class _Keys:
+    """Where a topic, and one group's bookkeeping on it, live in Redis."""
+
+    def __init__(self, topic: str, group: str = ""):
+        self.topic = topic
+        self.group = group
+
+    def stream(self, shard: int) -> str:
+        return f"bus:{self.topic}:{shard}"
+
+    def dead_letters(self) -> str:
+        return f"bus:{self.topic}.dlq"
+
+    def members(self) -> str:
+        return f"bus:{self.topic}:group:{self.group}:members"
+
+    def of_shard(self, shard: int, what: str) -> str:
+        """The group's ``lease``, ``attempts`` (hash by entry id) or ``retry-at`` (hash by entry id) of a shard."""
+        return f"bus:{self.topic}:{shard}:group:{self.group}:{what}"
+
+
+class RedisStreamsBus(Bus):
+    engine = "redis-streams"
+
+    def __init__(
+        self,
+        redis_client: redis.Redis,
+        shards: int = 4,
+        lease_ms: int = 15_000,
+        max_attempts: int = 5,
+        retry_backoff_ms: int = 1_000,
+    ):
+        if shards < 1 or lease_ms < 1 or max_attempts < 1 or retry_backoff_ms < 0:
+            raise ValueError(
+                f"bus settings out of range: shards={shards}, lease_ms={lease_ms}, "
+                f"max_attempts={max_attempts} (each at least 1), retry_backoff_ms={retry_backoff_ms} (at least 0)"
+            )
+        self.redis = redis_client
+        self.shards = shards
+        self.lease_ms = lease_ms
+        self.max_attempts = max_attempts
+        self.retry_backoff_ms = retry_backoff_ms
+        self.heartbeat_script = redis_client.register_script(_HEARTBEAT_LUA)
+        self.release_script = redis_client.register_script(_RELEASE_LUA)
+
+    def publish(self, topic: str, key: str, value: dict, headers: Optional[dict] = None) -> str:
+        shard = shard_for_key(key, self.shards)
+        fields = {"key": key, "value": json.dumps(value), "headers": json.dumps(headers or {})}
+        entry_id = self.redis.xadd(_Keys(topic).stream(shard), fields)
+        return f"{shard}/{_text(entry_id)}"
+
+    def subscribe(self, topic: str, group: str, consumer: str) -> "RedisStreamsSubscription":
+        return RedisStreamsSubscription(self, topic, group, consumer)
+
+    def ensure_group(self, topic: str, group: str) -> None:
+        keys = _Keys(topic)
+        for shard in range(self.shards):
+            try:
+                self.redis.xgroup_create(keys.stream(shard), group, id="0", mkstream=True)
+            except redis.ResponseError as exc:
+                if "BUSYGROUP" not in str(exc):
+                    raise
+
+    def dead_letters(self, topic: str, limit: int = 100) -> list[Message]:
+        """Oldest first. ``id`` is the message's original id; headers add error, attempts, group."""
+        letters = []
+        for _, fields in self.redis.xrange(_Keys(topic).dead_letters(), count=limit):
+            key, value, headers = _decode_fields(fields)
+            shard, _ = parse_message_id(headers["original_id"])
+            letters.append(
+                Message(topic, key, value, id=headers["original_id"], shard=shard,
+                        attempts=int(headers["attempts"]), headers=headers)
+            )
+        return letters
+
+    def pending_count(self, topic: str, group: str) -> int:
+        keys = _Keys(topic)
+        total = 0
+        for shard in range(self.shards):
+            stream = keys.stream(shard)
+            try:
+                groups = self.redis.xinfo_groups(stream)
+            except redis.ResponseError as exc:
+                if "no such key" in str(exc).lower():
+                    continue  # nothing ever published on this shard
+                raise
+            info = next((g for g in groups if _text(g["name"]) == group), None)
+            if info is None:
+                # A group reads from the start of the stream once it subscribes.
+                total += self.redis.xlen(stream)
+                continue
+            lag = info.get("lag")
+            if lag is None:
+                # Redis 7 cannot tell the lag after deletions inside the unread range: count it.
+                after = "(" + _text(info["last-delivered-id"])
+                lag = len(self.redis.xrange(stream, min=after, max="+"))
+            total += int(info["pending"]) + int(lag)
+        return total
+
+
+class RedisStreamsSubscription(Subscription):
+    """One consumer of a group. Safe to call ``heartbeat()`` from another thread."""
+
+    def __init__(self, bus: RedisStreamsBus, topic: str, group: str, consumer: str):
+        self.topic = topic
+        self.group = group
+        self.consumer = consumer
+        self._bus = bus
+        self._redis = bus.redis
+        self._keys = _Keys(topic, group)
+        # Lease holder identity: unique even when two instances share a consumer name.
+        self._token = f"{consumer}#{uuid.uuid4().hex[:12]}"
+        self._owned: set[int] = set()
+        self._in_flight: dict[int, set[str]] = {}  # shard → entry ids handed out, not acked or rejected yet
+        self._lock = threading.RLock()
+        self._clock_offset_ms = 0  # Redis server time minus local time
+        self._renewed_at = 0.0
+        self._first_shard = 0  # rotates so one busy shard cannot starve the others
+        self._wait_slice_s = min(MAX_WAIT_SLICE_S, bus.lease_ms / 5000)
+        self._closed = False
+        bus.ensure_group(topic, group)
+        # Join at once, so consumers started together split the shards from their first poll.
+        self.heartbeat()
+
+    # ------------------------------------------------------------------ public
+    def poll(self, max_messages: int = 10, timeout_s: float = 1.0) -> list[Message]:
+        if max_messages < 1:
+            raise ValueError(f"max_messages must be at least 1, got {max_messages}")
+        deadline = time.monotonic() + max(timeout_s, 0.0)
+        while True:
+            with self._lock:
+                self._check_open()
+                live_consumers = self._renew()
+                self._rebalance(live_consumers)
+                messages, waitable, wake_at_ms = self._take_available(max_messages)
+            if messages:
+                return messages
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                return []
+            wait_s = min(remaining, self._wait_slice_s)
+            if wake_at_ms is not None:
+                wait_s = min(wait_s, max(0.001, (wake_at_ms - self._server_now_ms()) / 1000))
+            if waitable:
+                fresh = self._read_new(waitable, max_messages, block_ms=max(1, round(wait_s * 1000)))
+                if fresh:
+                    with self._lock:
+                        return self._deliver(fresh)
+            else:
+                time.sleep(wait_s)
+
+    def ack(self, message: Message) -> None:
+        shard, entry_id = self._locate(message)
+        self._settle(self._redis.pipeline(transaction=True), shard, entry_id).execute()
+        with self._lock:
+            self._in_flight.get(shard, set()).discard(entry_id)
+            self._renew_if_due()
+
+    def reject(self, message: Message, error: str) -> None:
+        shard, entry_id = self._locate(message)
+        if message.attempts >= self._bus.max_attempts:
+            headers = {**message.headers, "error": error, "attempts": message.attempts,
+                       "group": self.group, "original_id": message.id}
+            fields = {"key": message.key, "value": json.dumps(message.value), "headers": json.dumps(headers)}
+            pipe = self._redis.pipeline(transaction=True)
+            pipe.xadd(self._keys.dead_letters(), fields)
+            self._settle(pipe, shard, entry_id).execute()
+        else:
+            delay_ms = self._bus.retry_backoff_ms * 2 ** (message.attempts - 1)
+            self._redis.hset(self._keys.of_shard(shard, "retry-at"), entry_id, self._server_now_ms() + delay_ms)
+        with self._lock:
+            # The caller must not process what followed in this shard; it stays
+            # pending and poll hands it out again, after the rejected one.
+            rejected = _entry_order(entry_id)
+            in_flight = self._in_flight.get(shard, set())
+            in_flight -= {later for later in in_flight if _entry_order(later) >= rejected}
+            self._renew_if_due()
+
+    def heartbeat(self) -> None:
+        """Renew membership and leases; call it during work that outlasts the lease."""
+        with self._lock:
+            self._check_open()
+            self._renew()
+
+    def close(self) -> None:
+        with self._lock:
+            if self._closed:
+                return
+            self._closed = True
+            for shard in self._owned:
+                self._bus.release_script(keys=[self._keys.of_shard(shard, "lease")], args=[self._token])
+            self._redis.zrem(self._keys.members(), self._token)
+            self._owned.clear()
+            self._in_flight.clear()
+
+    # ------------------------------------------------------------------ leases
+    def _renew(self) -> int:
+        """Heart-beat and renew owned leases; returns how many consumers are live."""
+        owned = sorted(self._owned)
+        keys = [self._keys.members()] + [self._keys.of_shard(shard, "lease") for shard in owned]
+        now_ms, live, kept = self._bus.heartbeat_script(keys=keys, args=[self._token, self._bus.lease_ms])
+        self._clock_offset_ms = int(now_ms) - int(time.time() * 1000)
+        self._renewed_at = time.monotonic()
+        for shard, still_ours in zip(owned, kept):
+            if not still_ours:
+                # Our lease lapsed and another consumer took the shard (and will redeliver).
+                self._owned.discard(shard)
+                self._in_flight.pop(shard, None)
+        return int(live)
+
+    def _renew_if_due(self) -> None:
+        if time.monotonic() - self._renewed_at > self._bus.lease_ms / 4000 and not self._closed:
+            self._renew()
+
+    def _rebalance(self, live_consumers: int) -> None:
+        fair_share = math.ceil(self._bus.shards / max(live_consumers, 1))
+        if len(self._owned) > fair_share:
+            # Hand back only shards with nothing in flight, so no two consumers
+            # ever work the same key at once.
+            for shard in sorted(self._owned, reverse=True):
+                if len(self._owned) <= fair_share:
+                    break
+                if not self._in_flight.get(shard):
+                    self._bus.release_script(keys=[self._keys.of_shard(shard, "lease")], args=[self._token])
+                    self._owned.discard(shard)
+                    self._in_flight.pop(shard, None)
+            return
+        # Start at a point of our own so newcomers don't all race for shard 0.
+        start = zlib.crc32(self._token.encode()) % self._bus.shards
+        for step in range(self._bus.shards):
+            if len(self._owned) >= fair_share:
+                break
+            shard = (start + step) % self._bus.shards
+            if shard not in self._owned and self._redis.set(
+                self._keys.of_shard(shard, "lease"), self._token, nx=True, px=self._bus.lease_ms
+            ):
+                self._owned.add(shard)
+                self._in_flight[shard] = set()
+
+    # ------------------------------------------------------------------ reading
+    def _take_available(self, max_messages: int) -> tuple[list[Message], list[int], Optional[int]]:
+        """Messages due now; the shards worth a blocking read; when a back-off ends."""
+        shards = self._owned_in_turn()
+        if not shards:
+            return [], [], None
+        self._claim_from_previous_owners(shards)
+        pipe = self._redis.pipeline(transaction=False)
+        asked = {}
+        for shard in shards:
+            asked[shard] = max_messages + len(self._in_flight[shard])
+            pipe.xreadgroup(self.group, self.consumer, {self._keys.stream(shard): "0"}, count=asked[shard])
+            pipe.hgetall(self._keys.of_shard(shard, "retry-at"))
+        replies = pipe.execute()
+        now_ms = self._server_now_ms()
+        picked: list[tuple[int, str, dict]] = []
+        waitable: list[int] = []
+        wake_at_ms: Optional[int] = None
+        for index, shard in enumerate(shards):
+            history = replies[2 * index][0][1] if replies[2 * index] else []
+            retry_at = {_text(entry): int(at) for entry, at in replies[2 * index + 1].items()}
+            held_back = False
+            for raw_id, fields in history:
+                entry_id = _text(raw_id)
+                if not fields:  # trimmed or deleted from the stream: nothing left to deliver
+                    self._settle(self._redis.pipeline(transaction=True), shard, entry_id).execute()
+                    continue
+                if entry_id in self._in_flight[shard]:
+                    continue
+                due_ms = retry_at.get(entry_id)
+                if due_ms is not None and due_ms > now_ms:
+                    held_back = True
+                    wake_at_ms = due_ms if wake_at_ms is None else min(wake_at_ms, due_ms)
+                    break
+                if len(picked) >= max_messages:
+                    break
+                picked.append((shard, entry_id, fields))
+            if not held_back and len(history) < asked[shard]:
+                waitable.append(shard)  # all its pending entries are handed out: new ones may follow
+        room = max_messages - len(picked)
+        if room > 0 and waitable:
+            picked.extend(self._read_new(waitable, room, block_ms=None))
+        return self._deliver(picked[:max_messages]), waitable, wake_at_ms
+
+    def _claim_from_previous_owners(self, shards: list[int]) -> None:
+        """Entries a former owner of our shards left unacked become ours, to redeliver first."""
+        pipe = self._redis.pipeline(transaction=False)
+        for shard in shards:
+            pipe.xpending(self._keys.stream(shard), self.group)
+        for shard, summary in zip(shards, pipe.execute()):
+            others = [c for c in summary["consumers"] if _text(c["name"]) != self.consumer]
+            if not others:
+                continue
+            cursor = "0-0"
+            while True:
+                cursor, _, _ = self._redis.xautoclaim(
+                    self._keys.stream(shard), self.group, self.consumer, 0, cursor, count=500
+                )
+                if _text(cursor) == "0-0":
+                    break
+
+    def _read_new(self, shards: list[int], count: int, block_ms: Optional[int]) -> list[tuple[int, str, dict]]:
+        streams = {self._keys.stream(shard): ">" for shard in shards}
+        by_stream = {self._keys.stream(shard): shard for shard in shards}
+        replies = self._redis.xreadgroup(self.group, self.consumer, streams, count=count, block=block_ms)
+        # Anything beyond ``count`` stays pending for us and leads the next poll, still in order.
+        return [
+            (by_stream[_text(stream)], _text(entry_id), fields)
+            for stream, entries in replies or []
+            for entry_id, fields in entries
+        ][:count]
+
+    def _deliver(self, picked: list[tuple[int, str, dict]]) -> list[Message]:
+        if not picked:
+            return []
+        pipe = self._redis.pipeline(transaction=False)
+        for shard, entry_id, _ in picked:
+            pipe.hincrby(self._keys.of_shard(shard, "attempts"), entry_id, 1)
+        messages = []
+        for (shard, entry_id, fields), attempts in zip(picked, pipe.execute()):
+            key, value, headers = _decode_fields(fields)
+            messages.append(Message(self.topic, key, value, id=f"{shard}/{entry_id}", shard=shard,
+                                    attempts=int(attempts), headers=headers))
+            self._in_flight.setdefault(shard, set()).add(entry_id)
+        return messages
+
+    def _settle(self, pipe, shard: int, entry_id: str):
+        """Queue the ack of an entry, and the end of its bookkeeping, on ``pipe``."""
+        pipe.xack(self._keys.stream(shard), self.group, entry_id)
+        pipe.hdel(self._keys.of_shard(shard, "attempts"), entry_id)
+        pipe.hdel(self._keys.of_shard(shard, "retry-at"), entry_id)
+        return pipe
+
+    # ------------------------------------------------------------------ small things
+    def _owned_in_turn(self) -> list[int]:
+        shards = sorted(self._owned)
+        if not shards:
+            return []
+        self._first_shard = (self._first_shard + 1) % len(shards)
+        return shards[self._first_shard:] + shards[: self._first_shard]
+
+    def _locate(self, message: Message) -> tuple[int, str]:
+        if message.topic != self.topic:
+            raise ValueError(
+                f"message {message.id} is from topic {message.topic!r}; this subscription reads {self.topic!r}"
+            )
+        return parse_message_id(message.id)
+
+    def _server_now_ms(self) -> int:
+        return int(time.time() * 1000) + self._clock_offset_ms
+
+    def _check_open(self) -> None:
+        if self._closed:
+            raise RuntimeError(f"subscription {self.consumer} of group {self.group} on {self.topic} is closed")
