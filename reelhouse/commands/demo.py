@@ -9,10 +9,6 @@ import time
 from pathlib import Path
 
 import click
-from rich.console import Console
-from rich.table import Table
-
-from reelhouse.upload_client import ReelhouseUploader, UploadFailed, sha256_file
 
 # (file name, size, seconds, protocol, interrupt at) — one 720p source, one portrait, one interrupted
 SAMPLES = [
@@ -53,12 +49,16 @@ def _demo_creator(platform, folder: Path) -> tuple[str, str]:
 @click.command("demo")
 def demo() -> None:
     """Create a demo creator, generate sample clips, upload them (one interrupted) and report."""
+    from rich.console import Console
+    from rich.table import Table
+
     from reelhouse.bootstrap import bootstrap
     from reelhouse.commands.upload import upload_with_progress
+    from reelhouse.upload_client import ReelhouseUploader, UploadFailed, sha256_file
     from reelhouse.domain.jobs import TOPIC_TRANSCODE_JOBS
     from reelhouse.services.errors import Unauthorized
 
-    console = Console()
+    console = Console(width=None if sys.stdout.isatty() else 160)
     platform = bootstrap()
     settings = platform.settings
     console.print(f"[bold]Reelhouse demo[/] — {platform.engine_line()}")
@@ -98,22 +98,21 @@ def demo() -> None:
         rows.append((video, stored, protocol, result.interruptions, elapsed,
                      digest.hexdigest() == sha256_file(path)))
 
-    table = Table(title="Uploaded and stored")
-    for column in ("video", "file", "protocol", "bytes", "interrupted", "MB/s", "byte-identical", "status",
-                   "source", "stored at"):
-        table.add_column(column)
+    table = Table(title="Uploaded and stored", expand=False)
+    for column in ("video", "file", "via", "MB", "resumed", "identical", "status", "source"):
+        table.add_column(column, no_wrap=True)
     for video, stored, protocol, interruptions, elapsed, identical in rows:
-        media = f"{video.width}x{video.height}, {video.duration_s:.1f} s" if video.width else "-"
-        table.add_row(video.id, video.filename, protocol, f"{stored.size:,}", str(interruptions),
-                      f"{stored.size / elapsed / 1e6:.0f}", "yes" if identical else "[red]NO[/]",
-                      f"{video.status.value}/{video.stage.value if video.stage else '-'}", media,
-                      f"{stored.bucket}/{stored.key}")
+        media = f"{video.width}x{video.height} {video.duration_s:.0f}s" if video.width else "-"
+        table.add_row(video.id, video.filename, protocol, f"{stored.size / 1e6:.1f}", str(interruptions),
+                      "yes" if identical else "[red]NO[/]",
+                      f"{video.status.value}/{video.stage.value if video.stage else '-'}", media)
     console.print(table)
     waiting = platform.bus.pending_count(TOPIC_TRANSCODE_JOBS, "transcoders")
     console.print(f"transcode jobs waiting on the bus ({platform.bus.engine}, topic {TOPIC_TRANSCODE_JOBS}): "
                   f"{waiting}")
-    for video, *_ in rows:
-        console.print(f"  {settings.external_url}/videos/{video.id}")
+    for video, stored, *_ in rows:
+        console.print(f"  {video.id}: object {stored.bucket}/{stored.key}, "
+                      f"metadata {settings.external_url}/videos/{video.id}")
     platform.close()
     if not all(row[5] for row in rows):
         sys.exit(1)

@@ -6,17 +6,16 @@ import sys
 from pathlib import Path
 
 import click
-from rich.progress import BarColumn, DownloadColumn, Progress, TimeRemainingColumn, TransferSpeedColumn
-
-from reelhouse.upload_client import ReelhouseUploader, UploadFailed
 
 
-def progress_bar() -> Progress:
+def progress_bar():
+    from rich.progress import BarColumn, DownloadColumn, Progress, TimeRemainingColumn, TransferSpeedColumn
+
     return Progress("[bold]{task.description}", BarColumn(), DownloadColumn(), TransferSpeedColumn(),
                     TimeRemainingColumn(), transient=False)
 
 
-def upload_with_progress(uploader: ReelhouseUploader, path: Path, protocol: str, title: str | None = None,
+def upload_with_progress(uploader, path: Path, protocol: str, title: str | None = None,
                          tags: str = "", interrupt_at: float | None = None, label: str | None = None):
     with progress_bar() as bar:
         task = bar.add_task(label or path.name, total=path.stat().st_size)
@@ -42,6 +41,7 @@ def upload_with_progress(uploader: ReelhouseUploader, path: Path, protocol: str,
 def upload(file: Path, token: str, title, tags, protocol, interrupt_at, api_url, as_json) -> None:
     """Upload FILE resumably; prints the video id and its status."""
     from reelhouse.settings import Settings
+    from reelhouse.upload_client import ReelhouseUploader, UploadFailed
 
     uploader = ReelhouseUploader(api_url or Settings().external_url, token)
     try:

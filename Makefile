@@ -1,0 +1,51 @@
+# Every target installs what it needs: `make test` and `make demo` work from a fresh
+# clone on a fresh Debian 12 machine (as root, or as a user with sudo).
+SHELL := /bin/bash
+.DEFAULT_GOAL := help
+
+REELHOUSE := .venv/bin/reelhouse
+PYTEST := .venv/bin/pytest
+
+.PHONY: help deps venv npm-deps up down status demo test test-fast bench clean
+
+help: ## list the targets
+	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sed -E 's/:.*## /\t/' | expand -t 12
+
+deps: ## install what is missing: apt packages, uv, .venv, npm packages of the browser tests
+	@scripts/install-deps.sh system python node
+
+venv: ## build .venv from uv.lock (uv sync --frozen)
+	@scripts/install-deps.sh python
+
+npm-deps: ## npm ci in tests/e2e/js when its lock changed
+	@scripts/install-deps.sh node
+
+$(REELHOUSE):
+	@scripts/install-deps.sh python
+
+up: $(REELHOUSE) ## start the local services (Redis, the API) under .reelhouse/
+	@$(REELHOUSE) up
+
+down: ## stop them
+	@if [ -x $(REELHOUSE) ]; then $(REELHOUSE) down; fi
+
+status: $(REELHOUSE) ## what runs, where, which version, how much memory
+	@$(REELHOUSE) status
+
+demo: deps ## install, start, and run the demo (deps includes the venv)
+	@$(REELHOUSE) up
+	@$(REELHOUSE) demo
+
+test: deps ## every tier: unit, contract, integration, e2e (deps includes the venv and npm packages)
+	$(PYTEST) -q tests
+
+test-fast: venv ## unit tests only (fakes; no services)
+	$(PYTEST) -q tests/unit
+
+bench: deps ## run every bench/bench_*.py; each prints ratios against a baseline measured in the same run
+	@shopt -s nullglob; scripts=(bench/bench_*.py); \
+	if [ $${#scripts[@]} -eq 0 ]; then echo "bench: no bench/bench_*.py yet"; fi; \
+	for script in "$${scripts[@]}"; do echo "== $$script"; .venv/bin/python "$$script" || exit 1; done
+
+clean: down ## stop the services and delete .reelhouse/ (their data, logs and PID files)
+	rm -rf .reelhouse

@@ -1,0 +1,88 @@
+"""The ``reelhouse`` command.
+
+``main`` is a click group; other modules contribute commands by defining a
+``click.Command`` and registering it here with ``main.add_command(...)``.
+"""
+from __future__ import annotations
+
+import json
+
+import click
+
+import reelhouse
+from reelhouse import ops
+from reelhouse.settings import Settings
+
+
+@click.group()
+@click.version_option(reelhouse.__version__, prog_name="reelhouse")
+def main() -> None:
+    """Reelhouse: upload, transcode, serve and analyse video."""
+
+
+def engine_line(settings: Settings) -> str:
+    roles = ", ".join(f"{role}: {engine}" for role, engine in settings.engines().items())
+    return f"reelhouse {reelhouse.__version__}, stack {settings.stack} ({roles}); home {settings.home_dir}"
+
+
+@main.command()
+@click.argument("services", nargs=-1, type=click.Choice(ops.services.service_names()))
+def up(services: tuple[str, ...]) -> None:
+    """Start the local services (all of them, or the ones named) and wait until they are ready."""
+    settings = Settings()
+    click.echo(engine_line(settings))
+    try:
+        ops.up(settings, services or None, say=click.echo)
+    except ops.ServiceError as error:
+        raise click.ClickException(str(error)) from error
+
+
+@main.command()
+@click.argument("services", nargs=-1, type=click.Choice(ops.services.service_names()))
+def down(services: tuple[str, ...]) -> None:
+    """Stop the local services, last started first."""
+    try:
+        ops.down(Settings(), services or None, say=click.echo)
+    except ops.ServiceError as error:
+        raise click.ClickException(str(error)) from error
+
+
+@main.command()
+@click.option("--json", "as_json", is_flag=True, help="print the status as JSON")
+def status(as_json: bool) -> None:
+    """Show each service's state, URL, PID, running version and memory."""
+    services = ops.status(Settings())
+    if as_json:
+        click.echo(json.dumps(services, indent=2))
+        return
+    from rich.console import Console  # rich is only needed for the table
+    from rich.table import Table
+
+    # The engine is in `--json` and in `up`'s output; the table keeps to what fits 80 columns.
+    table = Table("service", "state", "url", "pid", "version", "memory")
+    colours = {"running": "green", "unhealthy": "yellow", "stopped": "red"}
+    for name, entry in services.items():
+        state = entry["state"]
+        memory = f"{entry['rss_bytes'] / 2**20:.0f} MiB" if entry["rss_bytes"] else "-"
+        table.add_row(
+            name, f"[{colours[state]}]{state}[/]", entry["url"], str(entry["pid"] or "-"),
+            entry["version"] or "-", memory,
+        )
+    Console().print(table)
+
+
+def _register_commands() -> None:
+    # Each module imports its heavy dependencies inside its command, so `reelhouse up` stays quick.
+    from reelhouse.commands.creators import creators
+    from reelhouse.commands.demo import demo
+    from reelhouse.commands.upload import upload
+    from reelhouse.commands.maintenance import maintenance
+
+    for command in (creators, upload, demo, maintenance):
+        main.add_command(command)
+
+
+_register_commands()
+
+if __name__ == "__main__":
+    main()
