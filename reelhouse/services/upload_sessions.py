@@ -21,6 +21,7 @@ from reelhouse.services.errors import Locked
 
 SESSION_KEY = "upload:{id}"
 LOCK_KEY = "upload:{id}:lock"
+DONE_KEY = "upload:done:{id}"  # a finished upload, kept a while so retries and HEADs get answers
 BY_VIDEO_KEY = "upload:by-video:{video_id}"
 REGISTRY_KEY = "uploads:registry"  # id → JSON of what the sweeper needs; no TTL
 EXPIRY_KEY = "uploads:expiry"  # sorted set: id scored by its expiry time
@@ -50,6 +51,7 @@ class UploadSession:
     metadata: dict = field(default_factory=dict)
     created_at: float = field(default_factory=time.time)
     expires_at: float = 0.0
+    finished: bool = False
 
     @property
     def total_chunks(self) -> int:
@@ -89,10 +91,20 @@ class UploadSessions:
         pipe.execute()
 
     def get(self, upload_id: str) -> Optional[UploadSession]:
+        """The live session, else the record of a finished one (``finished=True``), else None."""
         if not upload_id or len(upload_id) > 64:
             return None
-        blob = self.redis.get(SESSION_KEY.format(id=upload_id))
+        blob = self.redis.get(SESSION_KEY.format(id=upload_id)) or self.redis.get(DONE_KEY.format(id=upload_id))
         return UploadSession(**json.loads(blob)) if blob else None
+
+    def mark_finished(self, session: UploadSession) -> None:
+        session.finished = True
+        pipe = self.redis.pipeline(transaction=True)
+        pipe.set(DONE_KEY.format(id=session.id), json.dumps(asdict(session)), ex=self.ttl_s)
+        pipe.delete(SESSION_KEY.format(id=session.id), BY_VIDEO_KEY.format(video_id=session.video_id))
+        pipe.hdel(REGISTRY_KEY, session.id)
+        pipe.zrem(EXPIRY_KEY, session.id)
+        pipe.execute()
 
     def upload_id_for_video(self, video_id: str) -> Optional[str]:
         value = self.redis.get(BY_VIDEO_KEY.format(video_id=video_id))

@@ -84,6 +84,9 @@ class UploadService:
         session = self.session_for(principal, upload_id)
         if session.protocol != "chunks":
             raise Conflict("this upload uses tus; send its data with PATCH /files/<id>", field="upload_id")
+        if session.finished:
+            raise Conflict("this upload is already complete", field="upload_id", code="upload_complete",
+                           video_id=session.video_id)
         if not 1 <= chunk_number <= session.total_chunks:
             raise BadRequest(f"chunk_number must be between 1 and {session.total_chunks}", field="chunk_number")
         expected = session.expected_chunk_size(chunk_number)
@@ -104,28 +107,31 @@ class UploadService:
 
     def chunk_status(self, principal: Principal, upload_id: str) -> dict:
         session = self.session_for(principal, upload_id)
-        parts = {p.part_number: p.size for p in self._parts(session)}
+        if session.finished:
+            parts = {n: session.expected_chunk_size(n) for n in range(1, session.total_chunks + 1)}
+            bytes_received = session.size
+        else:
+            parts = {p.part_number: p.size for p in self._parts(session)}
         if session.protocol == "chunks":
             received = sorted(n for n, size in parts.items() if size == session.expected_chunk_size(n))
             missing = [n for n in range(1, session.total_chunks + 1) if n not in parts]
             bytes_received = sum(parts[n] for n in received)
         else:
             received, missing = [], []
-            bytes_received = tus_progress(self.objects, session).offset
+            bytes_received = session.size if session.finished else tus_progress(self.objects, session).offset
         return {
             "upload_id": session.id, "video_id": session.video_id, "protocol": session.protocol,
             "filename": session.filename, "size": session.size, "chunk_size": session.chunk_size,
             "total_chunks": session.total_chunks, "received_chunks": received, "missing_chunks": missing,
-            "bytes_received": bytes_received, "expires_at": session.expires_at,
+            "bytes_received": bytes_received, "expires_at": session.expires_at, "complete": session.finished,
         }
 
     def complete_chunks(self, principal: Principal, upload_id: str) -> dict:
-        session = self.sessions.get(upload_id)
-        if session is None:
-            return self._already_finished(principal, upload_id)
         session = self.session_for(principal, upload_id)
         if session.protocol != "chunks":
             raise Conflict("this upload uses tus; it completes when its last byte arrives", field="upload_id")
+        if session.finished:  # a retry after a lost answer: report, never queue twice
+            return self._video_answer(session.video_id)
         with self.sessions.lock(session.id):
             try:
                 parts = {p.part_number: p for p in self._parts(session)}
@@ -138,13 +144,21 @@ class UploadService:
                                    code="missing_chunks", missing_chunks=missing)
             return self.finish(session)
 
-    def _already_finished(self, principal: Principal, upload_id: str) -> dict:
-        raise NotFound("no such upload (it may have completed, expired or been cancelled)",
-                       field="upload_id", code="unknown_upload")
+    def _video_answer(self, video_id: str) -> dict:
+        video = self.catalog.get_video(video_id)
+        if video is None:
+            raise NotFound("the video of this upload no longer exists", field="upload_id")
+        answer = {"video_id": video.id, "status": video.status.value,
+                  "stage": video.stage.value if video.stage else None}
+        if video.reason:
+            answer["reason"] = video.reason
+        return answer
 
     # ------------------------------------------------------------------ tus
     def tus_offset(self, principal: Principal, upload_id: str) -> tuple[UploadSession, int]:
         session = self.session_for(principal, upload_id)
+        if session.finished:
+            return session, session.size
         return session, tus_progress(self.objects, session).offset
 
     def tus_append(self, principal: Principal, upload_id: str, offset: int, body: BinaryIO,
@@ -152,6 +166,11 @@ class UploadService:
         session = self.session_for(principal, upload_id)
         if session.protocol != "tus":
             raise Conflict("this upload uses the chunk API", field="upload_id")
+        if session.finished:
+            if offset == session.size and not content_length:
+                return {"offset": session.size, "session": session, "finished": self._video_answer(session.video_id)}
+            raise Conflict("this upload is already complete", field="Upload-Offset", code="upload_complete",
+                           offset=session.size)
         with self.sessions.lock(session.id) as lock:
             progress = tus_progress(self.objects, session)
             if offset != progress.offset:
@@ -213,6 +232,9 @@ class UploadService:
 
     def terminate(self, principal: Principal, upload_id: str) -> None:
         session = self.session_for(principal, upload_id)
+        if session.finished:
+            raise Conflict("this upload is complete; its video can no longer be cancelled as an upload",
+                           field="upload_id", code="upload_complete", video_id=session.video_id)
         with self.sessions.lock(session.id):
             self._discard(session.id, session.bucket, session.key, session.multipart_id)
             self.catalog.delete_video(session.video_id)
@@ -233,6 +255,8 @@ class UploadService:
         session = self.sessions.get(upload_id) if upload_id else None
         if session is None:
             return None
+        if session.finished:
+            return session.size
         try:
             if session.protocol == "tus":
                 return tus_progress(self.objects, session).offset
@@ -258,12 +282,8 @@ class UploadService:
             video = self._probe_and_queue(session, video)
         elif video.status == VideoStatus.PROCESSING and video.stage == Stage.QUEUED:
             self._queue(video)  # a crash may have come between the status change and the job
-        self.sessions.forget(session.id, session.video_id)
-        answer = {"video_id": video.id, "status": video.status.value,
-                  "stage": video.stage.value if video.stage else None}
-        if video.reason:
-            answer["reason"] = video.reason
-        return answer
+        self.sessions.mark_finished(session)
+        return self._video_answer(video.id)
 
     def _complete_object(self, session: UploadSession) -> None:
         try:

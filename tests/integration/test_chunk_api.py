@@ -82,9 +82,14 @@ def test_chunked_upload_out_of_order_with_duplicates_stores_identical_bytes_and_
     assert [m.value["video_id"] for m in messages] == [body["video_id"]]
     assert messages[0].key == body["video_id"]
     sub.close()
-    # the session is gone: a second complete cannot double-queue
+    # a retried complete (the answer was lost) reports the video and queues nothing more
     again = client.post("/upload/complete", json={"upload_id": body["upload_id"]}, headers=creator["auth"])
-    assert again.status_code == 404
+    assert again.status_code == 200 and again.json == done.json
+    assert platform.bus.pending_count(TOPIC_TRANSCODE_JOBS, "test") == 1
+    late = send(client, creator["auth"], body["upload_id"], 1, pieces[0])
+    assert late.status_code == 409 and late.json["code"] == "upload_complete"
+    status = client.get(f"/upload/{body['upload_id']}", headers=creator["auth"]).json
+    assert status["complete"] and status["missing_chunks"] == [] and status["bytes_received"] == len(path.read_bytes())
 
 
 def test_wrong_digest_is_refused_and_stores_nothing(client, creator, clips):

@@ -77,6 +77,12 @@ def test_upload_in_uneven_pieces_resumes_and_completes(client, creator, clips, p
     assert video.title == "Tus clip" and video.tags == ["a", "b"]
     stored = platform.objects.get(video.source_bucket, video.source_key)
     assert hashlib.sha256(stored).digest() == hashlib.sha256(data).digest()
+    # a client that lost the answer asks again: the upload reads as complete, nothing is re-queued
+    head = client.head(location, headers={**TUS, **creator["auth"]})
+    assert head.status_code == 200 and head.headers["Upload-Offset"] == str(len(data))
+    assert patch(client, creator["auth"], location, len(data), b"").status_code == 204
+    assert patch(client, creator["auth"], location, 0, data[:10]).status_code == 409
+    assert client.delete(location, headers={**TUS, **creator["auth"]}).status_code == 409
     # no tail or multipart left behind
     assert list(platform.objects.list(platform.settings.bucket_uploads, "tus-tails/")) == []
     assert platform.objects.list_multipart_uploads(platform.settings.bucket_uploads) == []
