@@ -23,7 +23,7 @@ SESSION_KEY = "upload:{id}"
 LOCK_KEY = "upload:{id}:lock"
 DONE_KEY = "upload:done:{id}"  # a finished upload, kept a while so retries and HEADs get answers
 BY_VIDEO_KEY = "upload:by-video:{video_id}"
-REGISTRY_KEY = "uploads:registry"  # id → JSON of what the sweeper needs; no TTL
+REGISTRY_KEY = "uploads:registry"  # id → the session's JSON, without TTL, for the sweeper
 EXPIRY_KEY = "uploads:expiry"  # sorted set: id scored by its expiry time
 
 _RELEASE = """
@@ -82,7 +82,7 @@ class UploadSessions:
     def save(self, session: UploadSession) -> None:
         session.expires_at = time.time() + self.ttl_s
         blob = json.dumps(asdict(session))
-        sweep_info = json.dumps({k: getattr(session, k) for k in ("bucket", "key", "multipart_id", "video_id")})
+        sweep_info = blob  # the whole session: the sweeper may have to finish it
         pipe = self.redis.pipeline(transaction=True)
         pipe.set(SESSION_KEY.format(id=session.id), blob, ex=self.ttl_s)
         pipe.set(BY_VIDEO_KEY.format(video_id=session.video_id), session.id, ex=self.ttl_s)

@@ -107,18 +107,19 @@ class UploadService:
 
     def chunk_status(self, principal: Principal, upload_id: str) -> dict:
         session = self.session_for(principal, upload_id)
-        if session.finished:
+        try:
+            parts = None if session.finished else {p.part_number: p.size for p in self._parts(session)}
+        except NoSuchUpload:  # the object completed; `finish` did not get to record it
+            parts = None
+        if parts is None:
             parts = {n: session.expected_chunk_size(n) for n in range(1, session.total_chunks + 1)}
-            bytes_received = session.size
-        else:
-            parts = {p.part_number: p.size for p in self._parts(session)}
         if session.protocol == "chunks":
             received = sorted(n for n, size in parts.items() if size == session.expected_chunk_size(n))
             missing = [n for n in range(1, session.total_chunks + 1) if n not in parts]
             bytes_received = sum(parts[n] for n in received)
         else:
             received, missing = [], []
-            bytes_received = session.size if session.finished else tus_progress(self.objects, session).offset
+            bytes_received = session.size if session.finished else self.tus_offset(principal, upload_id)[1]
         return {
             "upload_id": session.id, "video_id": session.video_id, "protocol": session.protocol,
             "filename": session.filename, "size": session.size, "chunk_size": session.chunk_size,
@@ -159,7 +160,13 @@ class UploadService:
         session = self.session_for(principal, upload_id)
         if session.finished:
             return session, session.size
-        return session, tus_progress(self.objects, session).offset
+        try:
+            return session, tus_progress(self.objects, session).offset
+        except NoSuchUpload:
+            # Every byte was in and the object completed, but the process died in `finish`.
+            with self.sessions.lock(session.id):
+                self.finish(session)
+            return session, session.size
 
     def tus_append(self, principal: Principal, upload_id: str, offset: int, body: BinaryIO,
                    content_length: Optional[int], checksum: Optional[tuple[str, bytes]] = None) -> dict:
@@ -172,7 +179,14 @@ class UploadService:
             raise Conflict("this upload is already complete", field="Upload-Offset", code="upload_complete",
                            offset=session.size)
         with self.sessions.lock(session.id) as lock:
-            progress = tus_progress(self.objects, session)
+            try:
+                progress = tus_progress(self.objects, session)
+            except NoSuchUpload:  # completed by a request that died in `finish`: finish it now
+                answer = self.finish(session)
+                if offset == session.size and not content_length:
+                    return {"offset": session.size, "session": session, "finished": answer}
+                raise Conflict("this upload is already complete", field="Upload-Offset", code="upload_complete",
+                               offset=session.size) from None
             if offset != progress.offset:
                 raise Conflict(f"Upload-Offset {offset} does not match the upload's offset {progress.offset}",
                                field="Upload-Offset", code="offset_mismatch", offset=progress.offset)
@@ -324,19 +338,27 @@ class UploadService:
 
     # ------------------------------------------------------------------ maintenance
     def sweep_expired(self, now: Optional[float] = None) -> list[str]:
-        """Abort uploads whose session expired; their videos end ``failed``."""
+        """Deal with uploads whose session expired.
+
+        Still uploading: abort the multipart upload, the video ends ``failed``.
+        All bytes in but never finished (the API died during ``finish`` and the
+        client never came back): finish it now, so the video is not stuck.
+        """
         swept = []
         for upload_id, info in self.sessions.expired(now):
-            if info:
+            video = self.catalog.get_video(info["video_id"]) if info else None
+            if video and video.status == VideoStatus.PROCESSING and video.stage in (Stage.PROBING, Stage.QUEUED):
+                self.finish(UploadSession(**info))
+                log.info("upload %s expired after its last byte: finished, video %s", upload_id, video.id)
+            elif info:
                 self._discard(upload_id, info["bucket"], info["key"], info["multipart_id"])
-                video = self.catalog.get_video(info["video_id"])
                 if video and video.status == VideoStatus.UPLOADING:
                     self.catalog.compare_and_set_status(
                         video.id, VideoStatus.UPLOADING, None, VideoStatus.FAILED, None,
                         reason=f"upload abandoned: no data for {self.settings.upload_ttl_s} s",
                     )
+                log.info("upload %s expired: multipart aborted, video %s failed", upload_id, info.get("video_id"))
             self.sessions.forget(upload_id, info.get("video_id", ""))
-            log.info("upload %s expired: multipart aborted, video %s failed", upload_id, info.get("video_id"))
             swept.append(upload_id)
         return swept
 

@@ -208,3 +208,54 @@ def test_abandoned_uploads_are_swept(client, creator, clips, platform):
     assert platform.objects.list_multipart_uploads(platform.settings.bucket_uploads) == []
     assert list(platform.objects.list(platform.settings.bucket_uploads, "tus-tails/")) == []
     assert platform.redis.ttl(f"upload:by-video:{video_id}") == -2
+
+
+def _die_inside_finish(platform, upload_id):
+    """What a SIGKILL between completing the object and probing it leaves behind."""
+    from reelhouse.domain.videos import Stage, VideoStatus
+    from reelhouse.services.tus_parts import tus_progress
+
+    session = platform.uploads.sessions.get(upload_id)
+    parts = tus_progress(platform.objects, session).parts
+    platform.catalog.compare_and_set_status(session.video_id, VideoStatus.UPLOADING, None,
+                                            VideoStatus.PROCESSING, Stage.PROBING)
+    platform.objects.complete_multipart(session.bucket, session.key, session.multipart_id, parts)
+    return session
+
+
+def test_a_crash_inside_finish_is_repaired_by_the_next_head(client, creator, clips, platform):
+    data = clips["large"].read_bytes()
+    created = create(client, creator["auth"], len(data))
+    location, video_id = path_of(created.headers["Location"]), created.headers["Video-Id"]
+    upload_id = location.rsplit("/", 1)[-1]
+    # all but the last byte arrive normally; the last one is "flushed" and then the process dies
+    patch(client, creator["auth"], location, 0, data[:10 * MiB])
+    session = platform.uploads.sessions.get(upload_id)
+    platform.objects.upload_part(session.bucket, session.key, session.multipart_id, 3, data[10 * MiB:])
+    for tail in list(platform.objects.list(session.bucket, session.tails_prefix)):
+        platform.objects.delete(session.bucket, tail.key)
+    _die_inside_finish(platform, upload_id)
+    assert client.get(f"/videos/{video_id}").json["stage"] == "probing"
+
+    head = client.head(location, headers={**TUS, **creator["auth"]})
+    assert head.status_code == 200 and head.headers["Upload-Offset"] == str(len(data))
+    video = client.get(f"/videos/{video_id}").json
+    assert (video["status"], video["stage"]) == ("processing", "queued")
+    assert platform.bus.pending_count("transcode-jobs", "transcoders") == 1
+
+
+def test_the_sweeper_finishes_an_upload_whose_client_never_came_back(client, creator, clips, platform):
+    import time
+
+    data = clips["small"].read_bytes()
+    created = create(client, creator["auth"], len(data))
+    location, video_id = path_of(created.headers["Location"]), created.headers["Video-Id"]
+    upload_id = location.rsplit("/", 1)[-1]
+    session = platform.uploads.sessions.get(upload_id)
+    platform.objects.upload_part(session.bucket, session.key, session.multipart_id, 1, data)
+    _die_inside_finish(platform, upload_id)
+    platform.redis.delete(f"upload:{upload_id}")  # the TTL ran out
+    assert platform.uploads.sweep_expired(now=time.time() + platform.settings.upload_ttl_s + 1) == [upload_id]
+    video = client.get(f"/videos/{video_id}").json
+    assert (video["status"], video["stage"]) == ("processing", "queued")
+    assert platform.bus.pending_count("transcode-jobs", "transcoders") == 1
