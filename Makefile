@@ -42,10 +42,9 @@ test: deps ## every tier: unit, contract, integration, e2e (deps includes the ve
 test-fast: venv ## unit tests only (fakes; no services)
 	$(PYTEST) -q tests/unit
 
-bench: deps ## run every bench/bench_*.py; each prints ratios against a baseline measured in the same run
-	@shopt -s nullglob; scripts=(bench/bench_*.py); \
-	if [ $${#scripts[@]} -eq 0 ]; then echo "bench: no bench/bench_*.py yet"; fi; \
-	for script in "$${scripts[@]}"; do echo "== $$script"; .venv/bin/python "$$script" || exit 1; done
+bench: deps ## upload benchmarks; each prints ratios against a baseline measured in the same run
+	.venv/bin/python -m bench.upload_throughput
+	.venv/bin/python -m bench.chunk_ack_latency
 
 clean: down ## stop the services and delete .reelhouse/ (their data, logs and PID files)
 	rm -rf .reelhouse

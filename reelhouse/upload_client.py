@@ -57,9 +57,9 @@ class _FileWindow:
         if self.cut_after is not None and self.sent >= self.cut_after:
             self.file.close()
             raise SimulatedInterruption("connection dropped on purpose")
-        if size is None or size < 0 or size > self.remaining:
-            size = self.remaining
-        size = min(size, MiB)
+        # http.client asks for 8 KiB at a time; answering with up to 1 MiB sends the same bytes in far
+        # fewer Python calls (it sends whatever read() returns).
+        size = min(self.remaining, MiB)
         if self.cut_after is not None:
             size = min(size, max(1, self.cut_after - self.sent))
         data = self.file.read(size)

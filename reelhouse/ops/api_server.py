@@ -21,6 +21,7 @@ def command(settings: Settings) -> list[str]:
     # `python -m gunicorn` from this interpreter: the venv's gunicorn, whatever PATH says.
     return [
         sys.executable, "-m", "gunicorn",
+        "--config", "python:reelhouse.ops.gunicorn_conf",
         "--worker-class", "gthread",
         "--workers", str(settings.api_workers),
         "--threads", str(settings.api_threads),

@@ -13,6 +13,7 @@ crash between any two store writes leaves a consistent, resumable offset.
 """
 from __future__ import annotations
 
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Optional
 
@@ -53,7 +54,13 @@ def tus_progress(objects: ObjectStore, session) -> TusProgress:
 
 
 class TusPartWriter:
+    """Buffers a PATCH body into parts. A full part is stored by a helper thread while the next one
+    is received (hashing, writing and fsync release the GIL), with at most one part in flight; the
+    tail is written only after every part before it is stored, which keeps the offset rule above."""
+
     def __init__(self, objects: ObjectStore, session, progress: TusProgress):
+        self._storing: Optional[Future] = None
+        self._pool: Optional[ThreadPoolExecutor] = None
         self.objects = objects
         self.session = session
         self.part_size = session.part_size
@@ -75,20 +82,46 @@ class TusPartWriter:
 
     def _flush_part(self, data: bytes) -> None:
         s = self.session
-        self.objects.upload_part(s.bucket, s.key, s.multipart_id, self.next_part, data)
-        self.flushed += len(data)
+        self._wait_for_stored_part()
+        if self._pool is None:
+            self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix=f"tus-{s.id[:8]}")
+        self._storing = self._pool.submit(self.objects.upload_part, s.bucket, s.key, s.multipart_id,
+                                          self.next_part, data)
+        self._storing_size = len(data)
         self.next_part += 1
+
+    def _wait_for_stored_part(self) -> None:
+        if self._storing is not None:
+            storing, self._storing = self._storing, None
+            storing.result()  # re-raises a store error in the request's thread
+            self.flushed += self._storing_size
+
+    def abandon(self) -> None:
+        """After an error: let a part in flight finish (parts are atomic), keep nothing else."""
+        try:
+            if self._storing is not None:
+                self._storing.exception()
+        finally:
+            if self._pool is not None:
+                self._pool.shutdown(wait=True)
 
     def close(self, final: bool) -> int:
         """Store what is buffered (as the last part, or as the new tail); returns the offset."""
+        try:
+            return self._close(final)
+        finally:
+            if self._pool is not None:
+                self._pool.shutdown(wait=True)
+
+    def _close(self, final: bool) -> int:
         s = self.session
         kept_tail = None
-        if self.buffer:
-            if final:
-                self._flush_part(bytes(self.buffer))
-            else:
-                kept_tail = f"{s.tails_prefix}{self.next_part:05d}"
-                self.objects.put(s.bucket, kept_tail, bytes(self.buffer))
+        if self.buffer and final:
+            self._flush_part(bytes(self.buffer))
+        self._wait_for_stored_part()
+        if self.buffer and not final:
+            kept_tail = f"{s.tails_prefix}{self.next_part:05d}"
+            self.objects.put(s.bucket, kept_tail, bytes(self.buffer))
         offset = self.flushed + (len(self.buffer) if kept_tail else 0)
         for key in self.old_tails:
             if key != kept_tail:

@@ -198,18 +198,22 @@ class UploadService:
                 body = self._verified_body(body, content_length, remaining, checksum)
             writer = TusPartWriter(self.objects, session, progress)
             received = 0
-            while received < remaining:
-                try:
-                    block = body.read(min(READ_BLOCK, remaining - received))
-                except Exception as exc:  # the client went away mid-request: keep what arrived
-                    log.info("upload %s: request body ended early after %d bytes (%s)", session.id, received,
-                             type(exc).__name__)
-                    break
-                if not block:
-                    break
-                writer.write(block)
-                received += len(block)
-                lock.renew_if_due()
+            try:
+                while received < remaining:
+                    try:
+                        block = body.read(min(READ_BLOCK, remaining - received))
+                    except Exception as exc:  # the client went away mid-request: keep what arrived
+                        log.info("upload %s: request body ended early after %d bytes (%s)", session.id,
+                                 received, type(exc).__name__)
+                        break
+                    if not block:
+                        break
+                    writer.write(block)
+                    received += len(block)
+                    lock.renew_if_due()
+            except BaseException:
+                writer.abandon()
+                raise
             new_offset = writer.close(final=offset + received == session.size)
             self.sessions.touch(session)
             result = {"offset": new_offset, "session": session, "finished": None}
