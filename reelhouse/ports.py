@@ -268,6 +268,14 @@ class Subscription(abc.ABC):
     def reject(self, message: Message, error: str) -> None: ...
 
     @abc.abstractmethod
+    def dead_letter(self, message: Message, error: str) -> None:
+        """Give up on the message now (a permanent error): dead-letter topic, then ack."""
+
+    @abc.abstractmethod
+    def heartbeat(self) -> None:
+        """Keep this consumer's shards during work that outlasts the lease."""
+
+    @abc.abstractmethod
     def close(self) -> None:
         """Leave the group cleanly: owned shards are released at once."""
 

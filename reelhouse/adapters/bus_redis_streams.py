@@ -264,17 +264,25 @@ class RedisStreamsSubscription(Subscription):
             self._renew_if_due()
 
     def reject(self, message: Message, error: str) -> None:
-        shard, entry_id = self._locate(message)
         if message.attempts >= self._bus.max_attempts:
-            headers = {**message.headers, "error": error, "attempts": message.attempts,
-                       "group": self.group, "original_id": message.id}
-            fields = {"key": message.key, "value": json.dumps(message.value), "headers": json.dumps(headers)}
-            pipe = self._redis.pipeline(transaction=True)
-            pipe.xadd(self._keys.dead_letters(), fields)
-            self._settle(pipe, shard, entry_id).execute()
-        else:
-            delay_ms = self._bus.retry_backoff_ms * 2 ** (message.attempts - 1)
-            self._redis.hset(self._keys.of_shard(shard, "retry-at"), entry_id, self._server_now_ms() + delay_ms)
+            self.dead_letter(message, error)
+            return
+        shard, entry_id = self._locate(message)
+        delay_ms = self._bus.retry_backoff_ms * 2 ** (message.attempts - 1)
+        self._redis.hset(self._keys.of_shard(shard, "retry-at"), entry_id, self._server_now_ms() + delay_ms)
+        self._forget_later_in_flight(shard, entry_id)
+
+    def dead_letter(self, message: Message, error: str) -> None:
+        shard, entry_id = self._locate(message)
+        headers = {**message.headers, "error": error, "attempts": message.attempts,
+                   "group": self.group, "original_id": message.id}
+        fields = {"key": message.key, "value": json.dumps(message.value), "headers": json.dumps(headers)}
+        pipe = self._redis.pipeline(transaction=True)
+        pipe.xadd(self._keys.dead_letters(), fields)
+        self._settle(pipe, shard, entry_id).execute()
+        self._forget_later_in_flight(shard, entry_id)
+
+    def _forget_later_in_flight(self, shard: int, entry_id: str) -> None:
         with self._lock:
             # The caller must not process what followed in this shard; it stays
             # pending and poll hands it out again, after the rejected one.

@@ -215,6 +215,21 @@ def test_message_rejected_max_attempts_times_is_dead_lettered_and_not_redelivere
     assert bus.pending_count(TOPIC, "workers") == 0
 
 
+def test_a_permanent_failure_is_dead_lettered_at_once_and_the_key_moves_on(bus, subscribe):
+    bus.publish(TOPIC, "video-1", {"job": 1})
+    bus.publish(TOPIC, "video-1", {"job": 2})
+    consumer = subscribe()
+    first = poll_until(consumer, 1)[0]
+    consumer.dead_letter(first, "corrupt input")
+    [dead] = bus.dead_letters(TOPIC)
+    assert dead.value == {"job": 1} and dead.headers["error"] == "corrupt input" and dead.headers["attempts"] == 1
+    [second] = poll_until(consumer, 1)
+    assert second.value == {"job": 2}
+    consumer.ack(second)
+    assert consumer.poll(timeout_s=0.3) == []
+    assert bus.pending_count(TOPIC, "workers") == 0
+
+
 def test_pending_count_covers_unread_and_in_flight_messages_until_acked(bus, subscribe):
     assert bus.pending_count(TOPIC, "workers") == 0
     for n in range(5):

@@ -132,23 +132,33 @@ class InMemorySubscription(Subscription):
             self._renew()
 
     def reject(self, message: Message, error: str) -> None:
+        if message.attempts >= self._bus.max_attempts:
+            self.dead_letter(message, error)
+            return
         shard, offset = self._locate(message)
         with self._bus.changed:
             cursor = self._state.shards[shard]
-            if message.attempts >= self._bus.max_attempts:
-                headers = {**message.headers, "error": error, "attempts": message.attempts,
-                           "group": self.group, "original_id": message.id}
-                self._bus.dead.setdefault(self.topic, []).append(
-                    Message(self.topic, message.key, dict(message.value), id=message.id, shard=shard,
-                            attempts=message.attempts, headers=headers)
-                )
-                cursor.unacked.pop(offset, None)
-            elif offset in cursor.unacked:
+            if offset in cursor.unacked:
                 delay = self._bus.retry_backoff_s * 2 ** (message.attempts - 1)
                 cursor.unacked[offset].retry_at = time.monotonic() + delay
-            in_flight = self._in_flight.get(shard, set())
-            in_flight -= {later for later in in_flight if later >= offset}
-            self._renew()
+            self._forget_later_in_flight(shard, offset)
+
+    def dead_letter(self, message: Message, error: str) -> None:
+        shard, offset = self._locate(message)
+        with self._bus.changed:
+            headers = {**message.headers, "error": error, "attempts": message.attempts,
+                       "group": self.group, "original_id": message.id}
+            self._bus.dead.setdefault(self.topic, []).append(
+                Message(self.topic, message.key, dict(message.value), id=message.id, shard=shard,
+                        attempts=message.attempts, headers=headers)
+            )
+            self._state.shards[shard].unacked.pop(offset, None)
+            self._forget_later_in_flight(shard, offset)
+
+    def _forget_later_in_flight(self, shard: int, offset: int) -> None:
+        in_flight = self._in_flight.get(shard, set())
+        in_flight -= {later for later in in_flight if later >= offset}
+        self._renew()
 
     def heartbeat(self) -> None:
         with self._bus.changed:
