@@ -77,8 +77,9 @@ def _register_commands() -> None:
     from reelhouse.commands.demo import demo
     from reelhouse.commands.upload import upload
     from reelhouse.commands.maintenance import maintenance
+    from reelhouse.commands.worker import worker
 
-    for command in (creators, upload, demo, maintenance):
+    for command in (creators, upload, demo, maintenance, worker):
         main.add_command(command)
 
 

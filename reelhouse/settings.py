@@ -68,6 +68,18 @@ class Settings(BaseSettings):
 
     cache_ttl_s: int = 60
 
+    # Playback: nginx in front of the API, caching /media/ (the local CDN tier)
+    nginx_host: str = "127.0.0.1"
+    nginx_port: int = 8780
+    nginx_cache_max_size_mb: int = 2048
+    cdn_public_url: Optional[str] = None  # what players are told for media (default: the local nginx)
+
+    # Transcoding
+    transcode_group: str = "transcoders"  # the bus consumer group of the workers
+    transcode_claim_ttl_ms: int = 30_000  # a driver that stops renewing its claim loses the video after this
+    transcode_preset: str = "veryfast"  # libx264 preset of the CPU path
+    transcode_workers: int = 1  # worker processes started by `reelhouse up`
+
     ffprobe_bin: str = "ffprobe"
     ffmpeg_bin: str = "ffmpeg"
     log_level: str = "INFO"
@@ -113,6 +125,18 @@ class Settings(BaseSettings):
     @property
     def external_url(self) -> str:
         return (self.public_url or self.api_url).rstrip("/")
+
+    @property
+    def nginx_url(self) -> str:
+        return f"http://{self.nginx_host}:{self.nginx_port}"
+
+    @property
+    def cdn_url(self) -> str:
+        return (self.cdn_public_url or self.nginx_url).rstrip("/")
+
+    @property
+    def work_dir(self) -> Path:
+        return self.home_dir / "work"
 
     @property
     def catalog_path(self) -> Path:

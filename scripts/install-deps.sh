@@ -6,16 +6,16 @@
 #
 #   system  apt packages: ffmpeg, redis-server, nginx, chromium (+ python3/pip, nodejs/npm when needed)
 #   python  uv (pinned) and .venv from uv.lock (`uv sync --frozen`)
-#   node    `npm ci` in tests/e2e/js when it has a package-lock.json newer than its node_modules
+#   node    `npm ci` in web/ (hls.js for the watch page) and tests/e2e/js (tus-js-client, playwright-core)
+#           where package-lock.json is newer than node_modules
 #
 # Browsers are never downloaded: Playwright drives Debian's /usr/bin/chromium.
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 
 UV_VERSION=0.13.8
-E2E_JS=tests/e2e/js
-# npm writes this copy of the lock at every install: newer than the lock means installed from it.
-NODE_STAMP="$E2E_JS/node_modules/.package-lock.json"
+# npm packages: what the serving API hands to browsers, and the end-to-end tests' clients.
+NODE_DIRS=(web tests/e2e/js)
 POLICY_RC_D=/usr/sbin/policy-rc.d
 
 say() { printf 'deps: %s\n' "$*"; }
@@ -34,10 +34,18 @@ uv_available() { have uv || python3 -m uv --version >/dev/null 2>&1; }
 
 uv_run() { if have uv; then uv "$@"; else python3 -m uv "$@"; fi; }
 
+# npm writes node_modules/.package-lock.json at every install: newer than the lock means installed from it.
 needs_node_modules() {
-    [ -f "$E2E_JS/package-lock.json" ] || return 1
-    [ -f "$NODE_STAMP" ] || return 0
-    [ "$E2E_JS/package-lock.json" -nt "$NODE_STAMP" ] || [ "$E2E_JS/package.json" -nt "$NODE_STAMP" ]
+    local dir="$1" stamp="$1/node_modules/.package-lock.json"
+    [ -f "$dir/package-lock.json" ] || return 1
+    [ -f "$stamp" ] || return 0
+    [ "$dir/package-lock.json" -nt "$stamp" ] || [ "$dir/package.json" -nt "$stamp" ]
+}
+
+any_node_lock() {
+    local dir
+    for dir in "${NODE_DIRS[@]}"; do [ -f "$dir/package-lock.json" ] && return 0; done
+    return 1
 }
 
 install_system() {
@@ -48,7 +56,7 @@ install_system() {
     have chromium || missing+=(chromium)
     have python3 || missing+=(python3)
     if ! uv_available && ! python3 -m pip --version >/dev/null 2>&1; then missing+=(python3-pip); fi
-    if [ -f "$E2E_JS/package-lock.json" ] && ! have npm; then missing+=(nodejs npm); fi
+    if any_node_lock && ! have npm; then missing+=(nodejs npm); fi
 
     if [ ${#missing[@]} -eq 0 ]; then
         say "system packages present (ffmpeg, redis-server, nginx, chromium)"
@@ -81,16 +89,17 @@ install_python() {
 }
 
 install_node() {
-    if [ ! -f "$E2E_JS/package-lock.json" ]; then
-        say "no $E2E_JS/package-lock.json: no npm packages to install"
-        return
-    fi
-    if ! needs_node_modules; then
-        say "$E2E_JS/node_modules up to date"
-        return
-    fi
-    say "npm ci in $E2E_JS"
-    (cd "$E2E_JS" && PLAYWRIGHT_SKIP_BROWSER_DOWNLOAD=1 npm ci --no-audit --no-fund --loglevel=error >/dev/null)
+    local dir
+    for dir in "${NODE_DIRS[@]}"; do
+        if [ ! -f "$dir/package-lock.json" ]; then
+            say "no $dir/package-lock.json: no npm packages to install there"
+        elif ! needs_node_modules "$dir"; then
+            say "$dir/node_modules up to date"
+        else
+            say "npm ci in $dir"
+            (cd "$dir" && PLAYWRIGHT_SKIP_BROWSER_DOWNLOAD=1 npm ci --no-audit --no-fund --loglevel=error >/dev/null)
+        fi
+    done
 }
 
 main() {

@@ -26,12 +26,14 @@ def create_app(settings: Optional[Settings] = None, platform: Optional[Platform]
     app.config["JSON_SORT_KEYS"] = False
     log.info("serving API %s starting; %s", reelhouse.__version__, platform.engine_line())
 
-    from serving_api import problems, tus, uploads, videos
+    from serving_api import playback, problems, tus, uploads, videos, watch
 
     problems.register(app)
     app.register_blueprint(uploads.bp)
     app.register_blueprint(tus.bp)
     app.register_blueprint(videos.bp)
+    app.register_blueprint(playback.bp)
+    app.register_blueprint(watch.bp)
 
     @app.get("/healthz")
     def healthz():

@@ -12,13 +12,15 @@ import subprocess
 import time
 from typing import Callable, Iterable, Optional
 
-from reelhouse.ops import api_server, redis_server
+from reelhouse.ops import api_server, nginx_server, redis_server, worker_service
 from reelhouse.ops import processes
 from reelhouse.ops.service import Service, ServiceError, log_file, pid_file
 from reelhouse.settings import Settings
 
-# Start order; ``down`` stops in reverse. Later: worker, nginx, kafka, cassandra, airflow...
-SERVICES: tuple[Service, ...] = (redis_server.SERVICE, api_server.SERVICE)
+# Start order; ``down`` stops in reverse. Later: kafka, cassandra, airflow...
+SERVICES: tuple[Service, ...] = (
+    redis_server.SERVICE, api_server.SERVICE, nginx_server.SERVICE, worker_service.SERVICE,
+)
 
 Say = Callable[[str], None]
 
@@ -81,7 +83,7 @@ def _wait_ready(settings: Settings, service: Service, process: Optional[subproce
 
 def _start(settings: Settings, service: Service) -> tuple[subprocess.Popen, int]:
     port = service.port(settings)
-    if _port_taken(port):
+    if port and _port_taken(port):  # port 0: a service that listens on none (the worker)
         raise ServiceError(
             f"cannot start {service.name}: port {port} is already in use by a program reelhouse did not start "
             f"(no live PID file in {pid_file(settings, service.name).parent}); stop that program or choose "

@@ -95,6 +95,7 @@ class VideoQueries:
     def _render(self, video: Video) -> dict:
         creator = self.catalog.get_creator(video.creator_id)
         done = video.status != VideoStatus.UPLOADING
+        urls = playback_urls(self.platform.settings, video.id) if video.status == VideoStatus.READY else {}
         return {
             "id": video.id,
             "title": video.title,
@@ -113,8 +114,25 @@ class VideoQueries:
             "width": video.width,
             "height": video.height,
             "renditions": video.renditions,
-            "poster_url": None,
-            "playback_url": None,
+            "poster_url": urls.get("poster_url"),
+            "playback_url": urls.get("playback_url"),
+            "sprite_vtt_url": urls.get("sprite_vtt_url"),
+            "watch_url": urls.get("watch_url"),
             "created_at": video.created_at,
             "updated_at": video.updated_at,
         }
+
+
+def playback_urls(settings, video_id: str) -> dict[str, str]:
+    """Where players find a ready video: media through the CDN tier (nginx), the page on the site.
+
+    The media paths are the origin's (``serving_api.playback``) over the ladder layout the
+    worker publishes under ``videos/<id>/`` in the media bucket.
+    """
+    media = f"{settings.cdn_url}/media/{video_id}"
+    return {
+        "playback_url": f"{media}/hls/master.m3u8",
+        "poster_url": f"{media}/poster.jpg",
+        "sprite_vtt_url": f"{media}/sprite.vtt",
+        "watch_url": f"{settings.external_url}/watch/{video_id}",
+    }

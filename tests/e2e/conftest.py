@@ -73,3 +73,68 @@ def e2e_clips(tmp_path_factory):
         "medium": media.make_large_clip(folder / "medium.mkv", 60 * MiB, size="640x360"),
         "small": media.make_clip(folder / "small.mp4", seconds=3),
     }
+
+
+class LiveStack:
+    """The whole VOD path as `reelhouse up` runs it: gunicorn, nginx in front, a transcode worker.
+
+    Started by the supervisor's own code (``reelhouse.ops.services``) with a temporary home and
+    free ports; clients are told nginx's address (``public_url``), so uploads, pages and media
+    all go through it.
+    """
+
+    SERVICES = ("api", "nginx", "worker")
+
+    def __init__(self, settings: Settings):
+        self.settings = settings
+        self.url = settings.nginx_url
+        self.lines: list[str] = []
+
+    def start(self) -> None:
+        from reelhouse.ops import services
+
+        try:
+            services.up(self.settings, self.SERVICES, say=self.lines.append)
+        except Exception:
+            self.stop()
+            raise
+
+    def stop(self) -> None:
+        from reelhouse.ops import services
+
+        services.down(self.settings, self.SERVICES, say=self.lines.append)
+
+    def log(self, service: str, lines: int = 40) -> str:
+        from reelhouse.ops import processes
+        from reelhouse.ops.service import log_file
+
+        return processes.log_tail(log_file(self.settings, service), lines)
+
+    def platform(self):
+        from reelhouse.bootstrap import bootstrap
+
+        return bootstrap(self.settings)
+
+
+@pytest.fixture
+def live_stack(tmp_path, redis_server, redis_client):
+    nginx_port = procs.free_port()
+    settings = Settings(
+        home=tmp_path / "home", redis_port=redis_server["port"], api_port=procs.free_port(),
+        nginx_port=nginx_port, public_url=f"http://127.0.0.1:{nginx_port}",
+        upload_chunk_size=5 * MiB, upload_part_size=5 * MiB, upload_lock_ttl_ms=1500,
+        api_workers=2, api_threads=8,
+        transcode_preset="ultrafast",  # two cores: the flow is under test here, not the encoder's quality
+    )
+    stack = LiveStack(settings)
+    stack.start()
+    yield stack
+    stack.stop()
+
+
+@pytest.fixture
+def stack_creator(live_stack):
+    platform = live_stack.platform()
+    creator, token = platform.creators.add("e2e-viewer-creator")
+    platform.close()
+    return {"id": creator.id, "token": token}

@@ -1,0 +1,114 @@
+"""Upload → transcode → watch, as a creator and a viewer would, all through nginx.
+
+tus-js-client uploads a 20 s clip (cut once and resumed), the transcode worker turns it into a
+ladder, and headless Chromium (tests/e2e/js/play_hls.mjs: Debian's chromium, playwright-core)
+opens the watch page, where hls.js plays it: every rendition of the master is offered, the
+first frame comes quickly, time advances, the lowest quality picked in the menu is fetched and
+played without stalls, and the seek bar previews thumbnails from the sprite.
+"""
+from __future__ import annotations
+
+import json
+import subprocess
+import time
+from pathlib import Path
+
+import pytest
+import requests
+
+from reelhouse.settings import MiB
+from tests.e2e.test_tus_js_client import _run_client, node  # noqa: F401  (node is a fixture)
+
+JS_DIR = Path(__file__).resolve().parent / "js"
+PLAYER = JS_DIR / "play_hls.mjs"
+CLIP_SECONDS = 20
+READY_TIMEOUT_S = 90  # a 20 s clip at 360p takes ~10 s on two cores; the rest is slack for a busy machine
+FIRST_FRAME_LIMIT_MS = 5000
+PLAYER_TIMEOUT_S = 60
+
+
+@pytest.fixture(scope="module")
+def clip(tmp_path_factory) -> Path:
+    """20 s of 640x360 test pattern with a tone; near-lossless, so it is big enough (~10 MB) to cut mid-upload."""
+    path = tmp_path_factory.mktemp("playback-clip") / "pattern.mp4"
+    subprocess.run([
+        "ffmpeg", "-v", "error", "-y",
+        "-f", "lavfi", "-i", f"testsrc2=size=640x360:rate=25:duration={CLIP_SECONDS}",
+        "-f", "lavfi", "-i", f"sine=frequency=440:duration={CLIP_SECONDS}",
+        "-c:v", "libx264", "-preset", "ultrafast", "-crf", "0", "-pix_fmt", "yuv420p",
+        "-c:a", "aac", "-b:a", "64k", "-shortest", str(path),
+    ], check=True, timeout=120)
+    return path
+
+
+def _wait_until_ready(stack, video_id: str) -> dict:
+    deadline = time.monotonic() + READY_TIMEOUT_S
+    view: dict = {}
+    while time.monotonic() < deadline:
+        view = requests.get(f"{stack.url}/videos/{video_id}", timeout=10).json()
+        if view["status"] == "ready":
+            return view
+        if view["status"] in ("failed", "rejected"):
+            pytest.fail(f"video {video_id} is {view['status']}: {view['reason']}\nworker log:\n{stack.log('worker')}")
+        time.sleep(0.5)
+    pytest.fail(f"video {video_id} not ready after {READY_TIMEOUT_S} s: {view}\nworker log:\n{stack.log('worker')}")
+
+
+def _watch_in_chromium(node_binary: str, url: str, screenshot: Path) -> dict:
+    done = subprocess.run([node_binary, str(PLAYER), "--url", url, "--screenshot", str(screenshot),
+                           "--timeout-ms", "20000"],
+                          cwd=JS_DIR, capture_output=True, text=True, timeout=PLAYER_TIMEOUT_S)
+    transcript = f"play_hls.mjs exited {done.returncode}\nstdout:\n{done.stdout}\nstderr:\n{done.stderr[-3000:]}"
+    assert done.returncode == 0, transcript
+    return json.loads(done.stdout.strip().splitlines()[-1])
+
+
+def test_an_uploaded_video_is_transcoded_and_plays_in_chromium_through_nginx(
+        node, live_stack, stack_creator, clip, artifacts_dir):
+    began = time.monotonic()
+    # A browser-sized chunk (1 MiB, below the server's 5 MiB parts), cut at 40 % and resumed.
+    upload = _run_client(node, live_stack, stack_creator["token"], clip, abort_at=0.4, chunk_size=MiB)
+    for kind in ("created", "aborted", "resumed", "success"):
+        assert kind in upload, f"tus-js-client reported no {kind!r} event\n{upload['transcript']}"
+    video_id = upload["created"]["videoId"]
+    uploaded = time.monotonic()
+
+    view = _wait_until_ready(live_stack, video_id)
+    ready = time.monotonic()
+
+    media = f"{live_stack.url}/media/{video_id}"
+    assert view["playback_url"] == f"{media}/hls/master.m3u8"
+    assert view["watch_url"] == f"{live_stack.url}/watch/{video_id}"
+    assert view["poster_url"] == f"{media}/poster.jpg" and view["sprite_vtt_url"] == f"{media}/sprite.vtt"
+    heights = sorted(rendition["height"] for rendition in view["renditions"])
+    assert len(heights) >= 2, f"a 360p source should give several renditions: {view['renditions']}"
+
+    screenshot = artifacts_dir / f"playback-{video_id}.png"
+    played = _watch_in_chromium(node, view["watch_url"], screenshot)
+    watched = time.monotonic()
+    (artifacts_dir / f"playback-{video_id}.json").write_text(json.dumps(
+        {"upload_s": round(uploaded - began, 2), "transcode_wait_s": round(ready - uploaded, 2),
+         "browser_s": round(watched - ready, 2), "view": view, "player": played}, indent=2))
+    summary = json.dumps(played)
+
+    assert played["title"] == view["title"], summary
+    # Every rendition of the master reaches the player.
+    assert sorted(level["height"] for level in played["levels"]) == heights, summary
+    assert played["firstFrameMs"] < FIRST_FRAME_LIMIT_MS, summary
+    assert played["advanced"]["to"] - played["advanced"]["from"] > 0.5, f"time stood still: {summary}"
+    # The lowest quality chosen in the menu is switched to, fetched and shown, and keeps playing.
+    lowest = played["lowest"]
+    assert lowest["height"] == heights[0], summary
+    assert lowest["index"] in [switch["level"] for switch in played["switched"]], summary
+    assert any(frag["level"] == lowest["index"] for frag in played["fragsAfterSwitch"]), summary
+    assert played["heightAfterSwitch"] == heights[0], summary
+    assert played["advancedAfterSwitch"]["to"] > played["advancedAfterSwitch"]["from"], summary
+    assert [e for e in played["errors"] if e["fatal"] or e["details"] == "bufferStalledError"] == [], summary
+    # Hovering the seek bar shows a thumbnail cut from this video's sprite.
+    assert played["preview"]["visible"] and f"/media/{video_id}/sprite.jpg" in played["preview"]["image"], summary
+    assert screenshot.stat().st_size > 10_000
+
+    # What the player fetched is in nginx's cache now: the next viewer gets it from there.
+    lowest_name = next(r["name"] for r in view["renditions"] if r["height"] == heights[0])
+    again = requests.get(f"{media}/hls/{lowest_name}/init.mp4", timeout=10)
+    assert again.status_code == 200 and again.headers["X-Cache-Status"] == "HIT"
