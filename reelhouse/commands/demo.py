@@ -107,12 +107,68 @@ def demo() -> None:
                       "yes" if identical else "[red]NO[/]",
                       f"{video.status.value}/{video.stage.value if video.stage else '-'}", media)
     console.print(table)
-    waiting = platform.bus.pending_count(TOPIC_TRANSCODE_JOBS, "transcoders")
-    console.print(f"transcode jobs waiting on the bus ({platform.bus.engine}, topic {TOPIC_TRANSCODE_JOBS}): "
-                  f"{waiting}")
+    waiting = platform.bus.pending_count(TOPIC_TRANSCODE_JOBS, settings.transcode_group)
+    console.print(f"transcode jobs on the bus ({platform.bus.engine}, topic {TOPIC_TRANSCODE_JOBS}, group "
+                  f"{settings.transcode_group}): {waiting} not yet done")
     for video, stored, *_ in rows:
-        console.print(f"  {video.id}: object {stored.bucket}/{stored.key}, "
-                      f"metadata {settings.external_url}/videos/{video.id}")
+        console.print(f"  {video.id}: source {stored.bucket}/{stored.key}")
+    videos = _wait_for_transcodes(console, platform, [row[0].id for row in rows])
+    _print_ladders(console, settings, videos)
     platform.close()
-    if not all(row[5] for row in rows):
+    if not all(row[5] for row in rows) or any(v.status.value != "ready" for v in videos):
         sys.exit(1)
+
+
+def _wait_for_transcodes(console, platform, video_ids: list[str], timeout_s: float = 900):
+    """Follow the worker's progress (stage and percent, from the catalog) until every video is done."""
+    from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
+
+    from reelhouse.ops.services import running_pid
+    from reelhouse.ops.worker_service import SERVICE as WORKER
+
+    if running_pid(platform.settings, WORKER) is None:
+        console.print("[red]no transcode worker is running: start it with `make up` (or `reelhouse up worker`)[/]")
+        sys.exit(1)
+    done = {}
+    with Progress(TextColumn("[bold]{task.description}"), BarColumn(), TextColumn("{task.fields[state]}"),
+                  TimeElapsedColumn(), console=console) as bar:
+        tasks = {vid: bar.add_task(f"transcode {vid}", total=100, state="queued") for vid in video_ids}
+        deadline = time.monotonic() + timeout_s
+        while len(done) < len(video_ids) and time.monotonic() < deadline:
+            for vid in video_ids:
+                if vid in done:
+                    continue
+                video = platform.catalog.get_video(vid)
+                state = video.status.value + (f"/{video.stage.value}" if video.stage else "")
+                transcoding = video.stage is not None and video.stage.value == "transcoding"
+                bar.update(tasks[vid], completed=video.progress if transcoding or video.status.value == "ready"
+                           else 0, state=state)
+                if video.status.value in ("ready", "failed", "rejected"):
+                    done[vid] = video
+            time.sleep(0.5)
+    missing = [vid for vid in video_ids if vid not in done]
+    if missing:
+        console.print(f"[red]still not transcoded after {timeout_s:.0f} s: {', '.join(missing)}[/]")
+        sys.exit(1)
+    return [done[vid] for vid in video_ids]
+
+
+def _print_ladders(console, settings, videos) -> None:
+    from rich.table import Table
+
+    table = Table(title="Transcoded", expand=False)
+    for column in ("video", "source", "renditions", "duration", "speed", "encoder", "status"):
+        table.add_column(column, no_wrap=True)
+    for video in videos:
+        info = (video.media_info or {}).get("transcode", {})
+        ladder = " ".join(f"{min(r['width'], r['height'])}p" for r in video.renditions) or "-"
+        table.add_row(video.id, f"{video.width}x{video.height}", ladder, f"{video.duration_s:.1f} s",
+                      f"{info['speed']:.2f}x real time" if info.get("speed") else "-",
+                      info.get("encoder_path", "-"),
+                      video.status.value + (f" ({video.reason})" if video.reason else ""))
+    console.print(table)
+    console.print("watch them (hls.js, quality menu, seek-bar previews):")
+    for video in videos:
+        if video.status.value == "ready":
+            console.print(f"  {settings.cdn_url}/watch/{video.id}   {video.title}")
+    console.print("the services stay up until `make down`")
