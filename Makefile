@@ -17,13 +17,13 @@ deps: ## install what is missing: apt packages, uv, .venv, npm packages of the b
 venv: ## build .venv from uv.lock (uv sync --frozen)
 	@scripts/install-deps.sh python
 
-npm-deps: ## npm ci in tests/e2e/js when its lock changed
+npm-deps: ## npm ci in web/ (hls.js) and tests/e2e/js (tus-js-client, playwright-core) when a lock changed
 	@scripts/install-deps.sh node
 
 $(REELHOUSE):
 	@scripts/install-deps.sh python
 
-up: $(REELHOUSE) ## start the local services (Redis, the API) under .reelhouse/
+up: $(REELHOUSE) ## start the local services (Redis, the API, nginx, the transcode worker) under .reelhouse/
 	@$(REELHOUSE) up
 
 down: ## stop them
