@@ -9,6 +9,7 @@ driver that dies (its claim lapses) leaves the video to the next attempt.
 from __future__ import annotations
 
 import logging
+import shlex
 import shutil
 import threading
 import time
@@ -142,6 +143,7 @@ def run_transcode_job(platform, video_id: str, *, holder: str,
             catalog.compare_and_set_status(video_id, VideoStatus.PROCESSING, Stage.TRANSCODING,
                                            VideoStatus.FAILED, None, reason=f"transcode failed: {exc.reason}")
             raise PermanentTranscodeFailure(exc.reason) from exc
+        log.info("video %s ffmpeg command: %s", video_id, shlex.join(result.command))
         thumbnails_error = None
         try:
             make_poster(source, work / "poster.jpg", media=media, ffmpeg_bin=settings.ffmpeg_bin)
