@@ -17,7 +17,7 @@ import pytest
 import requests
 
 from reelhouse.settings import MiB
-from tests.e2e.test_tus_js_client import _run_client, node  # noqa: F401  (node is a fixture)
+from tests.e2e.node_tools import run_tus_js_client
 
 JS_DIR = Path(__file__).resolve().parent / "js"
 PLAYER = JS_DIR / "play_hls.mjs"
@@ -67,7 +67,7 @@ def test_an_uploaded_video_is_transcoded_and_plays_in_chromium_through_nginx(
         node, live_stack, stack_creator, clip, artifacts_dir):
     began = time.monotonic()
     # A browser-sized chunk (1 MiB, below the server's 5 MiB parts), cut at 40 % and resumed.
-    upload = _run_client(node, live_stack, stack_creator["token"], clip, abort_at=0.4, chunk_size=MiB)
+    upload = run_tus_js_client(node, live_stack, stack_creator["token"], clip, abort_at=0.4, chunk_size=MiB)
     for kind in ("created", "aborted", "resumed", "success"):
         assert kind in upload, f"tus-js-client reported no {kind!r} event\n{upload['transcript']}"
     video_id = upload["created"]["videoId"]

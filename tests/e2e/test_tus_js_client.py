@@ -6,9 +6,6 @@ resumes from the upload URL, and it reports what happened as JSON lines (see its
 from __future__ import annotations
 
 import hashlib
-import json
-import shutil
-import subprocess
 from pathlib import Path
 
 import pytest
@@ -16,42 +13,9 @@ import requests
 
 from reelhouse.settings import MiB
 from reelhouse.upload_client import sha256_file
+from tests.e2e.node_tools import run_tus_js_client
 
-ROOT = Path(__file__).resolve().parents[2]
-JS_DIR = Path(__file__).resolve().parent / "js"
-CLIENT = JS_DIR / "tus_upload.mjs"
-NODE_TIMEOUT_S = 60
 RETRIED_STATUSES = {409, 423}  # offset mismatch, upload locked: tus-js-client asks for the offset again
-
-
-@pytest.fixture(scope="module")
-def node():
-    """Node, with tests/e2e/js/node_modules as package-lock.json pins it (npm ci when it is stale or missing)."""
-    node, npm = shutil.which("node"), shutil.which("npm")
-    if node is None or npm is None:
-        pytest.fail("node and npm are needed to run tus-js-client: run `make deps` (`make test` does it too)")
-    # the same installer as `make npm-deps`: a no-op when node_modules is newer than the lock
-    installed = subprocess.run([str(ROOT / "scripts" / "install-deps.sh"), "node"], cwd=ROOT,
-                               capture_output=True, text=True, timeout=300)
-    if installed.returncode != 0:
-        pytest.fail(f"`npm ci` in {JS_DIR} failed; run `make npm-deps` (or `make test`):\n"
-                    f"{installed.stdout}{installed.stderr}")
-    return node
-
-
-def _run_client(node: str, api, token: str, path: Path, **options) -> dict:
-    """Runs tus_upload.mjs; returns the first event of each kind, all `rejected` ones, and a transcript."""
-    command = [node, str(CLIENT), "--endpoint", f"{api.url}/files/", "--token", token, "--file", str(path)]
-    for name, value in options.items():
-        command += [f"--{name.replace('_', '-')}", str(value)]
-    done = subprocess.run(command, cwd=JS_DIR, capture_output=True, text=True, timeout=NODE_TIMEOUT_S)
-    transcript = f"tus_upload.mjs exited {done.returncode}\nstdout:\n{done.stdout}stderr:\n{done.stderr}"
-    assert done.returncode == 0, transcript
-    lines = [json.loads(line) for line in done.stdout.splitlines() if line.startswith("{")]
-    events: dict = {"transcript": transcript, "rejected": [line for line in lines if line["event"] == "rejected"]}
-    for line in lines:
-        events.setdefault(line["event"], line)
-    return events
 
 
 def _stored_object(api, video_id: str) -> tuple[int, str]:
@@ -94,7 +58,7 @@ def _assert_resumed_and_intact(api, creator, path: Path, events: dict) -> None:
 def test_tus_js_client_resumes_an_upload_aborted_mid_patch(node, live_api, live_creator, e2e_clips):
     path = e2e_clips["medium"]
     # no chunkSize: tus-js-client streams the whole file in one PATCH, and the abort cuts it
-    events = _run_client(node, live_api, live_creator["token"], path, abort_at=0.4)
+    events = run_tus_js_client(node, live_api, live_creator["token"], path, abort_at=0.4)
     _assert_resumed_and_intact(live_api, live_creator, path, events)
     assert events["aborted"]["acknowledged"] == 0, events["transcript"]
 
@@ -107,7 +71,7 @@ def test_tus_js_client_chunks_that_straddle_the_servers_parts(node, live_api, li
     # abort at the 7th PATCH's first progress report (tus-js-client reports once per 100 ms, and a
     # 5 MiB PATCH takes less, so a later threshold would land on a PATCH boundary anyway)
     abort_at = (6 * chunk + 1) / path.stat().st_size
-    events = _run_client(node, live_api, live_creator["token"], path, abort_at=abort_at, chunk_size=chunk)
+    events = run_tus_js_client(node, live_api, live_creator["token"], path, abort_at=abort_at, chunk_size=chunk)
     _assert_resumed_and_intact(live_api, live_creator, path, events)
     # six PATCHes were acknowledged (the offset 6 bytes into a part); the seventh was cut in flight
     assert events["aborted"]["acknowledged"] == 6 * chunk, events["transcript"]
