@@ -74,6 +74,19 @@ class Settings(BaseSettings):
     nginx_cache_max_size_mb: int = 2048
     cdn_public_url: Optional[str] = None  # what players are told for media (default: the local nginx)
 
+    # Full-stack engines (JVM, resolved by Maven from infra/pom.xml into infra/jars/<engine>/)
+    java_home: Optional[Path] = None  # default: the JDK 17 under /usr/lib/jvm (Cassandra 5.0 needs 11 or 17)
+    kafka_port: int = 9192  # broker (PLAINTEXT)
+    kafka_controller_port: int = 9193  # KRaft controller
+    kafka_heap_mb: int = 1024
+    kafka_partitions: int = 4
+    cassandra_port: int = 9142  # native protocol (CQL)
+    cassandra_storage_port: int = 7100
+    cassandra_heap_mb: int = 1024
+    cassandra_keyspace: str = "reelhouse"
+    cassandra_datacenter: str = "dc1"
+    spark_driver_memory_mb: int = 2048
+
     # Transcoding
     transcode_group: str = "transcoders"  # the bus consumer group of the workers
     transcode_claim_ttl_ms: int = 30_000  # a driver that stops renewing its claim loses the video after this
