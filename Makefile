@@ -6,7 +6,12 @@ SHELL := /bin/bash
 REELHOUSE := .venv/bin/reelhouse
 PYTEST := .venv/bin/pytest
 
-.PHONY: help deps venv npm-deps up down status demo test test-fast bench clean
+# `make up STACK=full` / `make demo STACK=full`: Kafka and Cassandra behind the same interfaces.
+ifdef STACK
+export REELHOUSE_STACK := $(STACK)
+endif
+
+.PHONY: help deps venv npm-deps up down status demo test test-lite test-fast bench clean
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sed -E 's/:.*## /\t/' | expand -t 12
@@ -39,12 +44,18 @@ demo: deps ## install, start, and run the demo (deps includes the venv)
 test: deps ## every tier: unit, contract, integration, e2e (deps includes the venv and npm packages)
 	$(PYTEST) -q tests
 
+test-lite: deps ## every tier except the full-stack engines (Kafka, Cassandra, Spark with Kafka)
+	$(PYTEST) -q -m "not full" tests
+
 test-fast: venv ## unit tests only (fakes; no services)
 	$(PYTEST) -q tests/unit
 
-bench: deps ## upload benchmarks; each prints ratios against a baseline measured in the same run
+bench: deps ## upload and VOD benchmarks; each prints ratios against a baseline measured in the same run
 	.venv/bin/python -m bench.upload_throughput
 	.venv/bin/python -m bench.chunk_ack_latency
+	.venv/bin/python -m bench.transcode_overhead
+	.venv/bin/python -m bench.ladder_vs_separate
+	.venv/bin/python -m bench.first_frame
 
 clean: down ## stop the services and delete .reelhouse/ (their data, logs and PID files)
 	rm -rf .reelhouse

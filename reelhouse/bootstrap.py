@@ -97,10 +97,11 @@ def _catalog(settings: Settings) -> Catalog:
 
         settings.catalog_path.parent.mkdir(parents=True, exist_ok=True)
         return SQLiteCatalog(settings.catalog_path)
-    raise EngineUnavailable(
-        f"catalog engine {engine!r} is not built yet (the engines issue adds Cassandra); "
-        "use REELHOUSE_STACK=lite or REELHOUSE_CATALOG_ENGINE=sqlite"
-    )
+    if engine == "cassandra":
+        from reelhouse.adapters.catalog_cassandra import CassandraCatalog
+
+        return CassandraCatalog(settings)
+    raise EngineUnavailable(f"unknown catalog engine {engine!r}; the catalog runs on sqlite or cassandra")
 
 
 def _bus(settings: Settings, client: redis.Redis) -> Bus:
@@ -115,10 +116,11 @@ def _bus(settings: Settings, client: redis.Redis) -> Bus:
             max_attempts=settings.bus_max_attempts,
             retry_backoff_ms=settings.bus_retry_backoff_ms,
         )
-    raise EngineUnavailable(
-        f"bus engine {engine!r} is not built yet (the engines issue adds Kafka); "
-        "use REELHOUSE_STACK=lite or REELHOUSE_BUS_ENGINE=redis-streams"
-    )
+    if engine == "kafka":
+        from reelhouse.adapters.bus_kafka import KafkaBus
+
+        return KafkaBus.from_settings(settings)
+    raise EngineUnavailable(f"unknown bus engine {engine!r}; the bus runs on redis-streams or kafka")
 
 
 def bootstrap(settings: Optional[Settings] = None) -> Platform:

@@ -57,9 +57,12 @@ install_system() {
     have python3 || missing+=(python3)
     if ! uv_available && ! python3 -m pip --version >/dev/null 2>&1; then missing+=(python3-pip); fi
     if any_node_lock && ! have npm; then missing+=(nodejs npm); fi
+    # The full stack's JVM engines: Cassandra 5.0 runs on Java 11 or 17 only; Maven resolves the jars.
+    [ -x /usr/lib/jvm/java-17-openjdk-amd64/bin/java ] || missing+=(openjdk-17-jre-headless)
+    have mvn || missing+=(maven)
 
     if [ ${#missing[@]} -eq 0 ]; then
-        say "system packages present (ffmpeg, redis-server, nginx, chromium)"
+        say "system packages present (ffmpeg, redis-server, nginx, chromium, Java 17, Maven)"
         return
     fi
     say "installing ${missing[*]} (apt)"

@@ -45,3 +45,29 @@ def redis_client(redis_server):
 def artifacts_dir() -> Path:
     ARTIFACTS.mkdir(exist_ok=True)
     return ARTIFACTS
+
+
+# ---------------------------------------------------------------------------- Apache Kafka
+@pytest.fixture(scope="session")
+def kafka_server(tmp_path_factory):
+    """A real Apache Kafka 4 node (KRaft), started once by the project's own service code
+    (reelhouse.ops.kafka_server) on free loopback ports in a temporary home.
+
+    Yields the Settings that point at it. The first run resolves its jars with Maven.
+    """
+    from reelhouse.ops import services
+    from reelhouse.ops.service import ServiceError
+    from reelhouse.settings import Settings
+
+    settings = Settings(
+        stack="full", catalog_engine="sqlite", home=tmp_path_factory.mktemp("kafka-home"),
+        kafka_port=procs.free_port(), kafka_controller_port=procs.free_port(), kafka_heap_mb=512,
+    )
+    quiet = lambda line: None  # noqa: E731 - the report goes nowhere in tests
+    try:
+        services.up(settings, ["kafka"], say=quiet)
+    except ServiceError as exc:
+        services.down(settings, ["kafka"], say=quiet)
+        pytest.fail(f"Apache Kafka did not start: {exc}")
+    yield settings
+    services.down(settings, ["kafka"], say=quiet)

@@ -12,14 +12,15 @@ import subprocess
 import time
 from typing import Callable, Iterable, Optional
 
-from reelhouse.ops import api_server, nginx_server, redis_server, worker_service
+from reelhouse.ops import api_server, cassandra_server, kafka_server, nginx_server, redis_server, worker_service
 from reelhouse.ops import processes
 from reelhouse.ops.service import Service, ServiceError, log_file, pid_file
 from reelhouse.settings import Settings
 
 # Start order; ``down`` stops in reverse. Later: kafka, cassandra, airflow...
 SERVICES: tuple[Service, ...] = (
-    redis_server.SERVICE, api_server.SERVICE, nginx_server.SERVICE, worker_service.SERVICE,
+    redis_server.SERVICE, kafka_server.SERVICE, cassandra_server.SERVICE,
+    api_server.SERVICE, nginx_server.SERVICE, worker_service.SERVICE,
 )
 
 Say = Callable[[str], None]

@@ -40,3 +40,61 @@ def moto_s3(tmp_path_factory):
         "secret_access_key": "reelhouse-test",
     }
     procs.stop(server)
+
+
+# ---------------------------------------------------------------------------- Apache Cassandra
+CASSANDRA_TABLES = ("videos", "videos_by_creator", "video_counters", "creators", "creators_by_name", "creators_by_token_hash")
+
+
+@pytest.fixture(scope="session")
+def cassandra_server(tmp_path_factory):
+    """A real Apache Cassandra 5.0 node, started once by the project's own service code
+    (reelhouse.ops.cassandra_server) on free loopback ports in a temporary home.
+
+    Yields the Settings that point at it. The first run resolves its jars with Maven.
+    """
+    from reelhouse.ops import services
+    from reelhouse.ops.service import ServiceError
+    from reelhouse.settings import Settings
+
+    settings = Settings(
+        stack="full", home=tmp_path_factory.mktemp("cassandra-home"), cassandra_keyspace="reelhouse_test",
+        cassandra_port=procs.free_port(), cassandra_storage_port=procs.free_port(),
+    )
+    quiet = lambda line: None  # noqa: E731 - the report goes nowhere in tests
+    try:
+        services.up(settings, ["cassandra"], say=quiet)
+    except ServiceError as exc:
+        services.down(settings, ["cassandra"], say=quiet)
+        pytest.fail(f"Apache Cassandra did not start: {exc}")
+    yield settings
+    services.down(settings, ["cassandra"], say=quiet)
+
+
+@pytest.fixture(scope="session")
+def _cassandra_admin(cassandra_server):
+    """One driver session for emptying tables between tests."""
+    from cassandra.cluster import Cluster
+
+    cluster = Cluster(["127.0.0.1"], port=cassandra_server.cassandra_port, protocol_version=5)
+    yield cluster.connect()
+    cluster.shutdown()
+
+
+@pytest.fixture
+def cassandra_catalog(cassandra_server, _cassandra_admin):
+    """A CassandraCatalog on the test node, its tables empty.
+
+    TRUNCATE costs about 0.2 s a table, so only tables with a row left are truncated, and always
+    the counters: a deleted counter shows no row, yet counting it again would resume from its old
+    value (Cassandra's counters cannot be deleted and reused), and the tests reuse video ids.
+    """
+    from reelhouse.adapters.catalog_cassandra import CassandraCatalog
+
+    catalog = CassandraCatalog(cassandra_server)  # creates the schema on first use
+    keyspace = cassandra_server.cassandra_keyspace
+    for table in CASSANDRA_TABLES:
+        if table == "video_counters" or _cassandra_admin.execute(f"SELECT * FROM {keyspace}.{table} LIMIT 1").one():
+            _cassandra_admin.execute(f"TRUNCATE {keyspace}.{table}", timeout=60)
+    yield catalog
+    catalog.close()

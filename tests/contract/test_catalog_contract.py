@@ -1,5 +1,5 @@
-"""The Catalog contract: every implementation (the in-memory fake, SQLite, later
-Cassandra) must pass this suite unchanged."""
+"""The Catalog contract: every implementation (the in-memory fake, SQLite, Apache Cassandra)
+must pass this suite unchanged."""
 from __future__ import annotations
 
 import dataclasses
@@ -17,12 +17,14 @@ from tests.fakes.catalog import InMemoryCatalog
 S, T = VideoStatus, Stage
 
 
-@pytest.fixture(params=["memory", "sqlite"])
+@pytest.fixture(params=["memory", "sqlite", pytest.param("cassandra", marks=pytest.mark.full)])
 def catalog(request, tmp_path):
     if request.param == "memory":
         implementation = InMemoryCatalog()
-    else:
+    elif request.param == "sqlite":
         implementation = SQLiteCatalog(tmp_path / "catalog.db")
+    else:  # a real Apache Cassandra node, started once per run (tests/contract/conftest.py)
+        implementation = request.getfixturevalue("cassandra_catalog")
     yield implementation
     implementation.close()
 

@@ -1,7 +1,11 @@
+import socket
+
 import pytest
 from pydantic import ValidationError
 
-from reelhouse.bootstrap import EngineUnavailable, _bus, _catalog
+from reelhouse.adapters.catalog_sqlite import SQLiteCatalog
+from reelhouse.bootstrap import _bus, _catalog
+from reelhouse.ports import CatalogError
 from reelhouse.settings import MiB, Settings
 
 
@@ -36,9 +40,28 @@ def test_parts_below_the_s3_minimum_are_refused():
         Settings(upload_chunk_size=MiB)
 
 
-def test_full_engines_not_built_yet_are_named_not_faked(tmp_path):
-    settings = Settings(stack="full", home=tmp_path)
-    with pytest.raises(EngineUnavailable, match="Cassandra"):
+def test_full_stack_catalog_is_cassandra_and_says_where_it_looked(tmp_path):
+    # No node listens on a fresh free port: the Cassandra catalog is chosen, and its error names
+    # the engine, the address and what to do (not a silent fall-back to SQLite).
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        free_port = probe.getsockname()[1]
+    settings = Settings(stack="full", home=tmp_path, cassandra_port=free_port)
+    assert settings.engine("catalog") == "cassandra"
+    with pytest.raises(CatalogError, match=f"cannot reach Cassandra at 127.0.0.1:{free_port}.*reelhouse up"):
         _catalog(settings)
-    with pytest.raises(EngineUnavailable, match="Kafka"):
-        _bus(settings, client=None)
+    overridden = _catalog(Settings(stack="full", catalog_engine="sqlite", home=tmp_path))
+    assert isinstance(overridden, SQLiteCatalog)
+    overridden.close()
+
+
+def test_full_stack_bus_is_kafka_on_the_configured_port(tmp_path):
+    # Building the bus opens no connection: this needs no broker.
+    settings = Settings(stack="full", home=tmp_path, kafka_port=9555, kafka_partitions=6, bus_max_attempts=7)
+    bus = _bus(settings, client=None)
+    try:
+        assert (bus.engine, bus.bootstrap_servers, bus.partitions, bus.max_attempts) == (
+            "kafka", "127.0.0.1:9555", 6, 7,
+        )
+    finally:
+        bus.close()
