@@ -9,7 +9,7 @@ from datetime import datetime, timezone
 from flask import Blueprint, Response, g, jsonify, request
 
 from reelhouse.services.errors import (
-    BadRequest, PreconditionFailed, ServiceError, UnsupportedMediaType,
+    BadRequest, ServiceError, UnsupportedMediaType,
 )
 from reelhouse.services.upload_requests import check_new_upload
 from serving_api.auth import platform, principal

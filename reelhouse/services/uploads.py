@@ -16,7 +16,7 @@ from media_workers.probe import NotAVideo, probe
 from reelhouse.domain.creators import Principal, may_modify_video
 from reelhouse.domain.jobs import TOPIC_TRANSCODE_JOBS, TranscodeJob
 from reelhouse.domain.videos import Stage, Video, VideoStatus, new_video_id
-from reelhouse.ports import MIN_PART_SIZE, NoSuchKey, NoSuchUpload
+from reelhouse.ports import MIN_PART_SIZE, NoSuchUpload
 from reelhouse.services.errors import (
     BadRequest, ChecksumMismatch, Conflict, Forbidden, NotFound, PayloadTooLarge, Unauthorized,
 )
