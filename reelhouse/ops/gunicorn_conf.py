@@ -47,3 +47,10 @@ def _unreader_init(self, sock, max_chunk=RECV_BYTES):
 if gunicorn.__version__ == PATCHED_FOR:
     _body.Body.read = _read_in_large_blocks
     _unreader.SocketUnreader.__init__ = _unreader_init
+else:  # say so rather than silently run ~2x slower uploads (bench/README.md, "Results: uploads")
+    import logging
+
+    logging.getLogger("gunicorn.error").warning(
+        "gunicorn %s is not %s: request bodies are read gunicorn's way (1 KiB loops); "
+        "re-measure bench/upload_throughput and update reelhouse/ops/gunicorn_conf.py",
+        gunicorn.__version__, PATCHED_FOR)
