@@ -50,12 +50,13 @@ test-lite: deps ## every tier except the full-stack engines (Kafka, Cassandra, S
 test-fast: venv ## unit tests only (fakes; no services)
 	$(PYTEST) -q tests/unit
 
-bench: deps ## upload and VOD benchmarks; each prints ratios against a baseline measured in the same run
+bench: deps ## upload, VOD and engine benchmarks; each prints ratios against a baseline measured in the same run
 	.venv/bin/python -m bench.upload_throughput
 	.venv/bin/python -m bench.chunk_ack_latency
 	.venv/bin/python -m bench.transcode_overhead
 	.venv/bin/python -m bench.ladder_vs_separate
 	.venv/bin/python -m bench.first_frame
+	.venv/bin/python -m bench.engines_lite_vs_full
 
 clean: down ## stop the services and delete .reelhouse/ (their data, logs and PID files)
 	rm -rf .reelhouse

@@ -165,6 +165,12 @@ class Catalog(abc.ABC):
         """Newest first (created_at, then id, descending)."""
 
     @abc.abstractmethod
+    def videos_in_stage(self, stage: Stage, limit: int = 100) -> list[Video]:
+        """Videos now ``processing`` in ``stage``, oldest first (created_at, then id): the
+        transcode backlog for drivers that poll (Airflow's ``transcode_batch``) rather than
+        consume the bus. Each video is read fresh; one that left the stage is not listed."""
+
+    @abc.abstractmethod
     def compare_and_set_status(
         self,
         video_id: str,

@@ -27,7 +27,7 @@ from typing import Any, Optional
 from cassandra import ConsistencyLevel, OperationTimedOut, RequestExecutionException
 from cassandra.cluster import EXEC_PROFILE_DEFAULT, Cluster, ExecutionProfile, NoHostAvailable, Session
 from cassandra.policies import DCAwareRoundRobinPolicy, TokenAwarePolicy
-from cassandra.query import PreparedStatement, dict_factory
+from cassandra.query import BatchStatement, BatchType, PreparedStatement, dict_factory
 
 from reelhouse.adapters.catalog_sqlite import decode_page_token, encode_page_token
 from reelhouse.domain.creators import Creator
@@ -122,6 +122,16 @@ class CassandraCatalog(Catalog):
         self._next_page = self._prepare(
             f"SELECT {columns} FROM {ks}.videos_by_creator WHERE creator_id = ? AND (created_at, id) < (?, ?) LIMIT ?"
         )
+        self._stage_entry = self._prepare(
+            f"INSERT INTO {ks}.videos_by_stage (stage, created_at, id) VALUES (?, ?, ?) USING TIMESTAMP ?"
+        )
+        self._drop_stage_entry = self._prepare(
+            f"DELETE FROM {ks}.videos_by_stage USING TIMESTAMP ? WHERE stage = ? AND created_at = ? AND id = ?"
+        )
+        self._drop_stage_entry_now = self._prepare(
+            f"DELETE FROM {ks}.videos_by_stage WHERE stage = ? AND created_at = ? AND id = ?"
+        )
+        self._stage_backlog = self._prepare(f"SELECT id FROM {ks}.videos_by_stage WHERE stage = ? LIMIT ?")
         self._select_keys = self._prepare(f"SELECT creator_id, created_at FROM {ks}.videos WHERE id = ?")
         self._delete_video = self._prepare(f"DELETE FROM {ks}.videos WHERE id = ? IF EXISTS", serial=True)
         self._delete_copy = self._prepare(
@@ -177,7 +187,7 @@ class CassandraCatalog(Catalog):
         row = _video_to_row(video)
         if not self._run(self._insert_video, [row[name] for name in VIDEO_COLUMNS]).was_applied:
             raise CatalogError(f"a video with id {video.id!r} already exists")
-        self._copy_to_creator_listing(video.id)
+        self._copy_to_creator_listing(video.id, stage_changed=True)
 
     def get_video(self, video_id: str) -> Optional[Video]:
         row = self._run(self._select_video, [video_id]).one()
@@ -215,7 +225,7 @@ class CassandraCatalog(Catalog):
         values = [*columns.values(), time.time(), video_id, expect_status.value, _stage_value(expect_stage)]
         if not self._run(statement, values).was_applied:
             return False
-        self._copy_to_creator_listing(video_id)
+        self._copy_to_creator_listing(video_id, stage_changed=True)
         return True
 
     def update_video(self, video_id: str, **fields) -> None:
@@ -231,14 +241,41 @@ class CassandraCatalog(Catalog):
             self._run(self._delete_video, [video_id])
             # After the video's last write, so this tombstone shadows any copy still on its way.
             self._run(self._delete_copy, [keys["creator_id"], keys["created_at"], video_id])
+            for stage in Stage:
+                self._run(self._drop_stage_entry_now, [stage.value, keys["created_at"], video_id])
         # A deleted counter cannot be counted again (Cassandra's rule): fine, video ids are never reused.
         self._run(self._delete_counters, [video_id])
 
-    def _copy_to_creator_listing(self, video_id: str) -> None:
+    def _copy_to_creator_listing(self, video_id: str, stage_changed: bool = False) -> None:
+        """Copy the row to the creator's listing and, after a status change, move its stage entry:
+        one unlogged batch (one commit-log sync), every write stamped with the row's own timestamp."""
         row = self._run(self._select_for_copy, [video_id]).one()
         if row is None:  # deleted meanwhile: its listing entry is (or will be) deleted too
             return
-        self._run(self._insert_copy, [*(row[name] for name in VIDEO_COLUMNS), row["written_at"]])
+        written_at = row["written_at"]
+        batch = BatchStatement(batch_type=BatchType.UNLOGGED, consistency_level=QUORUM)
+        batch.add(self._insert_copy, [*(row[name] for name in VIDEO_COLUMNS), written_at])
+        if stage_changed:
+            current = row["stage"] if row["status"] == VideoStatus.PROCESSING.value else None
+            for stage in Stage:
+                if stage.value == current:
+                    batch.add(self._stage_entry, [stage.value, row["created_at"], video_id, written_at])
+                else:
+                    batch.add(self._drop_stage_entry, [written_at, stage.value, row["created_at"], video_id])
+        self._run(batch, None)
+
+    def videos_in_stage(self, stage: Stage, limit: int = 100) -> list[Video]:
+        if limit < 1:
+            raise ValueError(f"limit must be at least 1, not {limit}")
+        stage = Stage(stage)
+        videos = []
+        # The index may be a step behind a video (a process died between its two writes): each
+        # video is read fresh, and one that has moved on is left out.
+        for entry in self._run(self._stage_backlog, [stage.value, limit]):
+            video = self.get_video(entry["id"])
+            if video is not None and video.status == VideoStatus.PROCESSING and video.stage == stage:
+                videos.append(video)
+        return videos
 
     # ------------------------------------------------------------------ counters
     def increment(self, video_id: str, counter: str, amount: int = 1) -> None:

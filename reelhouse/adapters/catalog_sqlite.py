@@ -70,6 +70,7 @@ CREATE TABLE IF NOT EXISTS videos (
     updated_at    REAL NOT NULL
 );
 CREATE INDEX IF NOT EXISTS videos_by_creator ON videos (creator_id, created_at DESC, id DESC);
+CREATE INDEX IF NOT EXISTS videos_by_stage ON videos (stage, created_at, id) WHERE status = 'processing';
 CREATE TABLE IF NOT EXISTS video_counters (
     video_id TEXT NOT NULL,
     name     TEXT NOT NULL,
@@ -202,6 +203,16 @@ class SQLiteCatalog(Catalog):
         items = [_row_to_video(row) for row in rows[:limit]]
         next_token = encode_page_token(items[-1].created_at, items[-1].id) if len(rows) > limit else None
         return Page(items=items, next_token=next_token)
+
+    def videos_in_stage(self, stage: Stage, limit: int = 100) -> list[Video]:
+        if limit < 1:
+            raise ValueError(f"limit must be at least 1, not {limit}")
+        rows = self._conn().execute(
+            f"SELECT {', '.join(VIDEO_COLUMNS)} FROM videos WHERE status = 'processing' AND stage = ? "
+            "ORDER BY created_at, id LIMIT ?",
+            (Stage(stage).value, limit),
+        ).fetchall()
+        return [_row_to_video(row) for row in rows]
 
     def compare_and_set_status(
         self,

@@ -35,6 +35,9 @@ class InvalidatingCatalog(Catalog):
     def videos_by_creator(self, creator_id, limit=20, page_token=None):
         return self.inner.videos_by_creator(creator_id, limit, page_token)
 
+    def videos_in_stage(self, stage, limit=100):
+        return self.inner.videos_in_stage(stage, limit)
+
     def compare_and_set_status(self, video_id, expect_status, expect_stage, new_status, new_stage, **fields):
         applied = self.inner.compare_and_set_status(video_id, expect_status, expect_stage, new_status,
                                                     new_stage, **fields)

@@ -148,6 +148,33 @@ def test_a_page_token_that_was_not_issued_is_refused(catalog):
 
 
 # ---------------------------------------------------------------------------- status compare-and-set
+# ---------------------------------------------------------------------------- the transcode backlog
+def test_videos_in_stage_lists_the_backlog_oldest_first_and_follows_status_changes(catalog):
+    for number, video_id in enumerate(["q3", "q1", "q2"]):  # created out of id order
+        catalog.create_video(a_video(video_id, created_at=1_700_000_000.0 + number, status=S.PROCESSING, stage=T.QUEUED))
+    catalog.create_video(a_video("probing", status=S.PROCESSING, stage=T.PROBING))
+    catalog.create_video(a_video("still-uploading"))
+    assert [v.id for v in catalog.videos_in_stage(T.QUEUED)] == ["q3", "q1", "q2"]
+    assert [v.id for v in catalog.videos_in_stage(T.QUEUED, limit=2)] == ["q3", "q1"]
+    assert [v.id for v in catalog.videos_in_stage(T.PROBING)] == ["probing"]
+
+    assert catalog.compare_and_set_status("q3", S.PROCESSING, T.QUEUED, S.PROCESSING, T.TRANSCODING)
+    assert catalog.compare_and_set_status("probing", S.PROCESSING, T.PROBING, S.PROCESSING, T.QUEUED)
+    queued = catalog.videos_in_stage(T.QUEUED)
+    assert [v.id for v in queued] == ["probing", "q1", "q2"]
+    assert all(v.stage == T.QUEUED and v.title == f"title of {v.id}" for v in queued)  # whole, fresh videos
+    assert [v.id for v in catalog.videos_in_stage(T.TRANSCODING)] == ["q3"]
+
+    catalog.update_video("q1", progress=12.5)  # not a status change: it stays listed
+    assert catalog.compare_and_set_status("q3", S.PROCESSING, T.TRANSCODING, S.READY, None)
+    assert catalog.compare_and_set_status("q2", S.PROCESSING, T.QUEUED, S.FAILED, None, reason="corrupt")
+    catalog.delete_video("probing")
+    assert [v.id for v in catalog.videos_in_stage(T.QUEUED)] == ["q1"]
+    assert catalog.videos_in_stage(T.TRANSCODING) == []
+    with pytest.raises(ValueError):
+        catalog.videos_in_stage(T.QUEUED, limit=0)
+
+
 def test_compare_and_set_applies_only_from_the_expected_state(catalog):
     catalog.create_video(a_video("v1"))
 

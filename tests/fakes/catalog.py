@@ -53,6 +53,15 @@ class InMemoryCatalog(Catalog):
         next_token = _encode_token(items[-1].created_at, items[-1].id) if len(mine) > limit else None
         return Page(items=items, next_token=next_token)
 
+    def videos_in_stage(self, stage: Stage, limit: int = 100) -> list[Video]:
+        if limit < 1:
+            raise ValueError(f"limit must be at least 1, not {limit}")
+        stage = Stage(stage)
+        with self._lock:
+            videos = [Video.from_dict(json.loads(stored)) for stored in self._videos.values()]
+        waiting = [video for video in videos if video.status == VideoStatus.PROCESSING and video.stage == stage]
+        return sorted(waiting, key=lambda video: (video.created_at, video.id))[:limit]
+
     def compare_and_set_status(
         self,
         video_id: str,
