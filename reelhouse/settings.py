@@ -92,6 +92,15 @@ class Settings(BaseSettings):
     transcode_claim_ttl_ms: int = 30_000  # a driver that stops renewing its claim loses the video after this
     transcode_preset: str = "veryfast"  # libx264 preset of the CPU path
     transcode_workers: int = 1  # worker processes started by `reelhouse up`
+    # Who transcodes new uploads: the always-on bus worker, Airflow's transcode_batch DAG, or both
+    # (both claim with the same compare-and-set, so a video is never transcoded twice).
+    transcode_driver: Literal["worker", "airflow", "both"] = "worker"
+    transcode_batch_size: int = 16  # videos one transcode_batch run takes from the backlog
+    transcode_batch_interval_min: int = 5  # transcode_batch's schedule
+    transcode_pool_slots: int = 2  # Airflow pool `transcode_workers`: transcodes at once, all queues
+    transcode_retries: int = 3  # Airflow retries of one video's transcode task
+    transcode_retry_delay_s: int = 10  # first back-off of those retries (doubling)
+    gpu_heartbeat_fresh_s: float = 30.0  # a GPU-queue worker seen this recently takes the batch
 
     ffprobe_bin: str = "ffprobe"
     ffmpeg_bin: str = "ffmpeg"

@@ -163,3 +163,35 @@ def sps_codec_string(path: Path) -> str:
 def codec_strings_equal(a: str, b: str) -> bool:
     """RFC 6381 hex digits are case-insensitive."""
     return a.lower() == b.lower()
+
+
+def check_published_ladder(objects, bucket: str, video_id: str, out: Path) -> Master:
+    """Download a published ladder from the object store as a player would fetch it (master, each
+    variant, its init segment and segments) and check it is whole and decodable: every variant
+    ends (#EXT-X-ENDLIST), every segment it names exists, and ffprobe decodes each variant's whole
+    init + segments with the resolution the master announces. Returns the master."""
+    prefix = f"videos/{video_id}/hls/"
+    out.mkdir(parents=True, exist_ok=True)
+
+    def fetch(name: str) -> Path:
+        local = out / name
+        local.parent.mkdir(parents=True, exist_ok=True)
+        local.write_bytes(objects.get(bucket, prefix + name))
+        return local
+
+    master = read_master(fetch("master.m3u8"))
+    assert master.variants, f"{video_id}: the master playlist lists no variant"
+    for variant in master.variants:
+        media = read_media(fetch(variant.uri))
+        folder = variant.uri.rsplit("/", 1)[0] + "/" if "/" in variant.uri else ""
+        assert media.ended, f"{variant.uri} has no #EXT-X-ENDLIST: the ladder is not finished"
+        assert media.segments, f"{variant.uri} names no segment"
+        fetch(folder + media.map_uri)
+        for segment in media.segments:
+            fetch(folder + segment.uri)
+        whole = joined(media, out / f"{folder.strip('/') or 'variant'}-whole.mp4")
+        [video] = [s for s in streams(whole) if s["codec_type"] == "video"]
+        assert (video["width"], video["height"]) == variant.resolution, f"{variant.uri}: {video}"
+        frames = ffprobe(whole, "-count_packets", "-select_streams", "v:0", "-show_entries", "stream=nb_read_packets")
+        assert int(frames["streams"][0]["nb_read_packets"]) > 0
+    return master

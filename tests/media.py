@@ -26,3 +26,30 @@ def make_large_clip(path: Path, min_bytes: int, size: str = "320x240", rate: int
     frame = width * height * 3 // 2
     seconds = (min_bytes // frame + rate) / rate
     return make_clip(path, seconds=round(seconds, 2), size=size, rate=rate, audio=False, codec="rawvideo")
+
+
+def make_corrupt_clip(path: Path, seconds: float = 7.0, size: str = "640x360") -> Path:
+    """A clip whose header probes fine but whose body (20 %–90 %) is random bytes: it uploads and
+    queues like any video, then fails to transcode."""
+    import random
+
+    whole = make_clip(path.with_name(f"whole-{path.name}"), seconds=seconds, size=size)
+    data = bytearray(whole.read_bytes())
+    start, end = len(data) // 5, len(data) * 9 // 10
+    rng = random.Random(7)
+    data[start:end] = bytes(rng.getrandbits(8) for _ in range(end - start))
+    path.write_bytes(bytes(data))
+    return path
+
+
+def tus_upload(client, auth: dict, path: Path) -> str:
+    """Upload ``path`` with one tus creation-with-upload request through a Flask test client; the video id."""
+    import base64
+
+    data = path.read_bytes()
+    meta = f"filename {base64.b64encode(path.name.encode()).decode()}"
+    created = client.post("/files/", data=data, headers={
+        "Tus-Resumable": "1.0.0", **auth, "Upload-Length": str(len(data)), "Upload-Metadata": meta,
+        "Content-Type": "application/offset+octet-stream"})
+    assert created.status_code == 201, created.json
+    return created.headers["Video-Id"]

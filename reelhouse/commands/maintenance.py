@@ -1,22 +1,82 @@
-"""`reelhouse maintenance …`: housekeeping that Airflow's maintenance DAG will also call."""
+"""`reelhouse maintenance …`: the housekeeping that Airflow's maintenance DAG runs, by hand."""
 from __future__ import annotations
+
+import json
 
 import click
 
 
+def _platform():
+    from reelhouse.bootstrap import bootstrap
+
+    return bootstrap()
+
+
 @click.group("maintenance")
 def maintenance() -> None:
-    """Housekeeping tasks."""
+    """Housekeeping tasks (each is also a task of Airflow's maintenance DAG)."""
 
 
 @maintenance.command("sweep-uploads")
 def sweep_uploads() -> None:
     """Abort uploads whose state expired (no data for the upload TTL); their videos end failed."""
-    from reelhouse.bootstrap import bootstrap
+    from reelhouse.services import maintenance as tasks
 
-    platform = bootstrap()
+    platform = _platform()
     try:
-        swept = platform.uploads.sweep_expired()
+        swept = tasks.abort_abandoned_uploads(platform)
     finally:
         platform.close()
     click.echo(f"swept {len(swept)} abandoned upload(s)" + (": " + ", ".join(swept) if swept else ""))
+
+
+@maintenance.command("dead-letters")
+@click.option("--limit", default=100, show_default=True)
+def dead_letters(limit: int) -> None:
+    """List transcode jobs that were given up, with their reasons."""
+    from reelhouse.services import maintenance as tasks
+
+    platform = _platform()
+    try:
+        letters = tasks.dead_lettered_jobs(platform, limit)
+    finally:
+        platform.close()
+    click.echo(f"{len(letters)} dead-lettered transcode job(s)")
+    for entry in letters:
+        click.echo(f"  job {entry['job_id']} video {entry['video_id']} ({entry['video_status']}), "
+                   f"{entry['attempts']} attempt(s): {entry['error']}")
+
+
+@maintenance.command("orphans")
+@click.option("--remove", is_flag=True, help="delete them (default: only list them)")
+@click.option("--json", "as_json", is_flag=True)
+def orphans(remove: bool, as_json: bool) -> None:
+    """Objects and multipart uploads that belong to no video and no upload (older than an hour)."""
+    from reelhouse.services import maintenance as tasks
+
+    platform = _platform()
+    try:
+        report = tasks.object_store_orphans(platform, remove=remove)
+    finally:
+        platform.close()
+    if as_json:
+        click.echo(json.dumps(report.to_dict(), indent=2))
+        return
+    click.echo(f"{len(report.objects)} orphan object(s), {report.object_bytes} bytes; "
+               f"{len(report.multipart_uploads)} orphan multipart upload(s)")
+    for name in report.objects + report.multipart_uploads:
+        click.echo(f"  {name}")
+    click.echo(f"removed {report.removed}" if remove else "dry run: nothing removed (--remove deletes them)")
+
+
+@maintenance.command("purge-state")
+def purge_state() -> None:
+    """Drop upload deadlines that lead nowhere and work folders of transcodes nobody holds."""
+    from reelhouse.services import maintenance as tasks
+
+    platform = _platform()
+    try:
+        purged = tasks.purge_expired_upload_state(platform)
+    finally:
+        platform.close()
+    click.echo(f"purged {purged['upload_deadlines']} upload deadline(s), {purged['work_folders']} work folder(s)")

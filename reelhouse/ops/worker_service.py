@@ -62,6 +62,7 @@ SERVICE = Service(
     version=version,
     prepare=lambda settings: log_file(settings, NAME).parent.mkdir(parents=True, exist_ok=True),
     environment=lambda settings: {**settings_environment(settings), "PYTHONUNBUFFERED": "1"},
+    wanted=lambda settings: settings.transcode_driver in ("worker", "both"),
     start_timeout_s=20.0,
     stop_timeout_s=15.0,
 )

@@ -336,6 +336,10 @@ class UploadService:
         return video
 
     def _queue(self, video: Video) -> None:
+        if self.settings.transcode_driver == "airflow":
+            # Airflow's transcode_batch polls the catalog's backlog (queued videos); no job message.
+            log.info("video %s queued for transcoding by Airflow's transcode_batch", video.id)
+            return
         job = TranscodeJob(video_id=video.id, source_bucket=video.source_bucket, source_key=video.source_key)
         self.platform.bus.publish(TOPIC_TRANSCODE_JOBS, video.id, job.to_dict())
         log.info("video %s queued for transcoding: job %s", video.id, job.job_id)

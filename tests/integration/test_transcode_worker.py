@@ -1,7 +1,6 @@
 """The transcode worker in-process against real Redis, SQLite, the local store and ffmpeg."""
 from __future__ import annotations
 
-import base64
 import threading
 
 import pytest
@@ -12,8 +11,6 @@ from reelhouse.domain.jobs import TOPIC_TRANSCODE_JOBS
 from reelhouse.domain.videos import Stage, VideoStatus
 from tests import media
 
-TUS = {"Tus-Resumable": "1.0.0"}
-
 
 @pytest.fixture
 def fast_settings(settings):
@@ -22,30 +19,14 @@ def fast_settings(settings):
     return settings
 
 
-def upload(client, auth, path) -> str:
-    data = path.read_bytes()
-    meta = f"filename {base64.b64encode(path.name.encode()).decode()}"
-    created = client.post("/files/", data=data, headers={**TUS, **auth, "Upload-Length": str(len(data)),
-                                                         "Upload-Metadata": meta,
-                                                         "Content-Type": "application/offset+octet-stream"})
-    assert created.status_code == 201, created.json
-    return created.headers["Video-Id"]
+upload = media.tus_upload
 
 
 @pytest.fixture(scope="module")
 def sources(tmp_path_factory):
     folder = tmp_path_factory.mktemp("worker-sources")
-    good = media.make_clip(folder / "good.mp4", seconds=7, size="640x360")
-    corrupt = folder / "corrupt.mp4"
-    data = bytearray(media.make_clip(folder / "to-corrupt.mp4", seconds=7, size="640x360").read_bytes())
-    # keep the header (ftyp + moov at the front with faststart is not guaranteed): garble the middle
-    start, end = len(data) // 5, len(data) * 9 // 10
-    import random
-
-    rng = random.Random(7)
-    data[start:end] = bytes(rng.getrandbits(8) for _ in range(end - start))
-    corrupt.write_bytes(bytes(data))
-    return {"good": good, "corrupt": corrupt}
+    return {"good": media.make_clip(folder / "good.mp4", seconds=7, size="640x360"),
+            "corrupt": media.make_corrupt_clip(folder / "corrupt.mp4")}
 
 
 def test_a_worker_turns_a_queued_upload_into_a_ready_ladder(fast_settings, platform, client, creator, sources):

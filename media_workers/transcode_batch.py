@@ -1,0 +1,106 @@
+"""Airflow's ``transcode_batch``, as plain functions: the DAG file only wires them together.
+
+The batch takes its videos from the catalog's backlog (``Catalog.videos_in_stage``): videos
+``queued`` for transcoding, and videos left ``transcoding`` by a driver that died (its claim in
+Redis lapsed). Each video is then transcoded by ``run_transcode_job``, the same function the
+bus worker calls, so both drivers claim with the same compare-and-set and a video is never
+transcoded twice, whichever of them drives new uploads (``transcode_driver``).
+
+Routing happens at run time: when a worker serving the ``gpu`` queue has sent a fresh
+heartbeat, the batch goes there; otherwise to the default queue. The heartbeat says which
+encoder path that worker detected; the task records the path it really used.
+"""
+from __future__ import annotations
+
+import json
+import logging
+import socket
+import time
+from typing import Optional
+
+from media_workers.transcode_job import CLAIM_KEY, PermanentTranscodeFailure, give_up, run_transcode_job
+from reelhouse.domain.videos import Stage
+
+log = logging.getLogger("reelhouse.transcode_batch")
+
+QUEUE_HEARTBEATS = "workers:airflow"  # hash: worker name → JSON {queue, pid, host, encoder_path, seen}
+GPU_QUEUE = "gpu"
+DEFAULT_QUEUE = "default"
+
+
+def pending_videos(platform, limit: int) -> list[str]:
+    """Ids of the videos a batch should take now, oldest first, at most ``limit``."""
+    if limit < 1:
+        raise ValueError(f"the batch size must be at least 1, not {limit}")
+    queued = platform.catalog.videos_in_stage(Stage.QUEUED, limit)
+    abandoned = [video for video in platform.catalog.videos_in_stage(Stage.TRANSCODING, limit)
+                 if not platform.redis.exists(CLAIM_KEY.format(video_id=video.id))]
+    chosen = sorted(queued + abandoned, key=lambda video: (video.created_at, video.id))[:limit]
+    log.info("transcode backlog: %d queued, %d abandoned mid-transcode; taking %d", len(queued),
+             len(abandoned), len(chosen))
+    return [video.id for video in chosen]
+
+
+def record_queue_heartbeat(redis_client, name: str, queue: str, encoder_path: str, pid: int) -> None:
+    beat = {"queue": queue, "pid": pid, "host": socket.gethostname(), "encoder_path": encoder_path,
+            "seen": time.time()}
+    redis_client.hset(QUEUE_HEARTBEATS, name, json.dumps(beat))
+
+
+def live_queue_workers(redis_client, queue: str, fresh_s: float, now: Optional[float] = None) -> list[dict]:
+    now = time.time() if now is None else now
+    workers = []
+    for name, raw in redis_client.hgetall(QUEUE_HEARTBEATS).items():
+        beat = json.loads(raw)
+        if beat.get("queue") == queue and now - beat.get("seen", 0) < fresh_s:
+            workers.append({"name": name.decode() if isinstance(name, bytes) else name, **beat})
+    return workers
+
+
+def route(platform, video_ids: list[str]) -> dict[str, list[str]]:
+    """``{"gpu": [...], "default": [...]}``: all to the GPU queue while a GPU worker is alive."""
+    gpu_workers = live_queue_workers(platform.redis, GPU_QUEUE, platform.settings.gpu_heartbeat_fresh_s)
+    target = GPU_QUEUE if gpu_workers else DEFAULT_QUEUE
+    names = ", ".join(f"{w['name']} ({w.get('encoder_path')})" for w in gpu_workers) or "none alive"
+    log.info("routing %d video(s) to the %s queue; GPU-queue workers: %s", len(video_ids), target, names)
+    return {GPU_QUEUE: list(video_ids) if target == GPU_QUEUE else [],
+            DEFAULT_QUEUE: list(video_ids) if target == DEFAULT_QUEUE else []}
+
+
+def transcode_video(platform, video_id: str, *, holder: str, queue: str, final_attempt: bool) -> dict:
+    """One video of the batch. A damaged video ends ``failed`` and is reported, not raised: one bad
+    upload never fails the batch. A transient failure raises, so Airflow retries the task; on the
+    last attempt the video ends ``failed`` with the reason instead."""
+    started = time.monotonic()
+    base = {"video_id": video_id, "queue": queue, "driver": holder}
+    try:
+        outcome = run_transcode_job(platform, video_id, holder=holder)
+    except PermanentTranscodeFailure as exc:
+        log.info("video %s failed for good: %s", video_id, exc)
+        return {**base, "status": "failed", "reason": str(exc), "elapsed_s": round(time.monotonic() - started, 2)}
+    except Exception as exc:
+        reason = f"{type(exc).__name__}: {exc}"
+        if not final_attempt:
+            raise
+        give_up(platform, video_id, f"transcode failed on its last attempt: {reason}")
+        log.warning("video %s failed on its last attempt: %s", video_id, reason)
+        return {**base, "status": "failed", "reason": reason, "elapsed_s": round(time.monotonic() - started, 2)}
+    return {**base, "status": outcome.status, "reason": outcome.reason, "encoder_path": outcome.encoder_path,
+            "elapsed_s": round(outcome.elapsed_s, 2), "speed": round(outcome.speed, 2),
+            "renditions": [r.get("name") for r in outcome.renditions if isinstance(r, dict)]}
+
+
+def summarize(outcomes: list[Optional[dict]]) -> dict:
+    """What the batch did, by outcome; ``None`` stands for a task that never returned (it failed)."""
+    done = [outcome for outcome in outcomes if outcome]
+    summary = {
+        "videos": len(outcomes),
+        "ready": [o["video_id"] for o in done if o["status"] == "ready"],
+        "failed": {o["video_id"]: o.get("reason") for o in done if o["status"] == "failed"},
+        "skipped": {o["video_id"]: o.get("reason") for o in done if o["status"] == "skipped"},
+        "lost": len(outcomes) - len(done),
+        "encoder_paths": sorted({o["encoder_path"] for o in done if o.get("encoder_path")}),
+    }
+    log.info("transcode batch: %d ready, %d failed, %d skipped, %d task(s) without a result",
+             len(summary["ready"]), len(summary["failed"]), len(summary["skipped"]), summary["lost"])
+    return summary

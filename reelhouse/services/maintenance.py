@@ -1,0 +1,138 @@
+"""Housekeeping, as use cases: Airflow's ``maintenance`` DAG and ``reelhouse maintenance`` call these.
+
+- abandoned uploads: aborted (their videos end ``failed``), or finished when every byte was in;
+- dead-lettered transcode jobs: reported with their reasons;
+- object-store orphans: media and sources of videos the catalog no longer has, and multipart
+  uploads no upload session knows; listed, and removed only when asked (dry run by default);
+- expired upload state: sweeper entries left without a session, work folders of transcodes
+  whose driver died.
+
+Everything younger than a grace period is left alone: it may belong to work in progress.
+"""
+from __future__ import annotations
+
+import json
+import logging
+import re
+import shutil
+import time
+from dataclasses import asdict, dataclass, field
+from typing import Optional
+
+from media_workers.transcode_job import CLAIM_KEY
+from reelhouse.domain.jobs import TOPIC_TRANSCODE_JOBS
+from reelhouse.services.upload_sessions import EXPIRY_KEY, REGISTRY_KEY, SESSION_KEY
+
+log = logging.getLogger("reelhouse.maintenance")
+
+ORPHAN_GRACE_S = 3600.0  # younger objects may belong to an upload or a transcode still running
+_MEDIA_KEY = re.compile(r"^videos/(?P<video_id>[^/]+)/")
+_SOURCE_KEY = re.compile(r"^sources/[^/]+/(?P<video_id>[^/]+)/")
+_TUS_TAIL_KEY = re.compile(r"^tus-tails/(?P<upload_id>[^/]+)/")
+
+
+@dataclass
+class OrphanReport:
+    dry_run: bool
+    objects: list[str] = field(default_factory=list)  # "bucket/key"
+    object_bytes: int = 0
+    multipart_uploads: list[str] = field(default_factory=list)  # "bucket/key#upload_id"
+    removed: int = 0
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+def abort_abandoned_uploads(platform, now: Optional[float] = None) -> list[str]:
+    swept = platform.uploads.sweep_expired(now)
+    log.info("maintenance: %d abandoned upload(s) swept%s", len(swept), ": " + ", ".join(swept) if swept else "")
+    return swept
+
+
+def dead_lettered_jobs(platform, limit: int = 100) -> list[dict]:
+    letters = platform.bus.dead_letters(TOPIC_TRANSCODE_JOBS, limit)
+    report = []
+    for letter in letters:
+        video_id = letter.value.get("video_id", letter.key)
+        video = platform.catalog.get_video(video_id)
+        report.append({
+            "job_id": letter.value.get("job_id", letter.id), "video_id": video_id,
+            "error": letter.headers.get("error"), "attempts": letter.headers.get("attempts"),
+            "video_status": video.status.value if video else "deleted",
+        })
+    log.info("maintenance: %d dead-lettered transcode job(s)", len(report))
+    for entry in report:
+        log.info("dead letter: job %s video %s (%s) after %s attempt(s): %s", entry["job_id"], entry["video_id"],
+                 entry["video_status"], entry["attempts"], entry["error"])
+    return report
+
+
+def object_store_orphans(platform, remove: bool = False, now: Optional[float] = None,
+                         grace_s: float = ORPHAN_GRACE_S) -> OrphanReport:
+    """Objects and multipart uploads that belong to no video and no upload session."""
+    settings, objects, catalog = platform.settings, platform.objects, platform.catalog
+    cutoff = (now or time.time()) - grace_s
+    report = OrphanReport(dry_run=not remove)
+    known: dict[str, bool] = {}
+
+    def video_exists(video_id: str) -> bool:
+        if video_id not in known:
+            known[video_id] = catalog.get_video(video_id) is not None
+        return known[video_id]
+
+    sessions = {raw.decode() for raw in platform.redis.hkeys(REGISTRY_KEY)}
+
+    def belongs(bucket: str, key: str) -> bool:
+        media = _MEDIA_KEY.match(key) if bucket == settings.bucket_media else None
+        source = _SOURCE_KEY.match(key) if bucket == settings.bucket_uploads else None
+        tail = _TUS_TAIL_KEY.match(key) if bucket == settings.bucket_uploads else None
+        if media or source:
+            return video_exists((media or source).group("video_id"))
+        return bool(tail) and tail.group("upload_id") in sessions
+
+    for bucket in (settings.bucket_media, settings.bucket_uploads):
+        for info in objects.list(bucket):
+            if info.last_modified > cutoff or belongs(bucket, info.key):
+                continue
+            report.objects.append(f"{bucket}/{info.key}")
+            report.object_bytes += info.size
+            if remove:
+                objects.delete(bucket, info.key)
+                report.removed += 1
+
+    # The sweeper's registry holds every live or unswept session, with its multipart upload's id.
+    tracked = {json.loads(blob).get("multipart_id") for blob in platform.redis.hvals(REGISTRY_KEY)}
+    for bucket in (settings.bucket_uploads, settings.bucket_media):
+        for key, multipart_id, initiated in objects.list_multipart_uploads(bucket):
+            if initiated > cutoff or multipart_id in tracked:
+                continue
+            report.multipart_uploads.append(f"{bucket}/{key}#{multipart_id}")
+            if remove:
+                objects.abort_multipart(bucket, key, multipart_id)
+                report.removed += 1
+    log.info("maintenance: %d orphan object(s) (%d bytes), %d orphan multipart upload(s)%s",
+             len(report.objects), report.object_bytes, len(report.multipart_uploads),
+             f"; removed {report.removed}" if remove else " (dry run: nothing removed)")
+    return report
+
+
+def purge_expired_upload_state(platform, now: Optional[float] = None, grace_s: float = ORPHAN_GRACE_S) -> dict:
+    """Sweeper entries whose upload left no trace, and transcode work folders nobody holds."""
+    client, now = platform.redis, now or time.time()
+    registry_only = 0
+    for raw in client.zrangebyscore(EXPIRY_KEY, "-inf", now - grace_s):
+        upload_id = raw.decode()
+        if not client.exists(SESSION_KEY.format(id=upload_id)) and not client.hexists(REGISTRY_KEY, upload_id):
+            client.zrem(EXPIRY_KEY, upload_id)  # the sweeper has nothing to go on: drop the deadline
+            registry_only += 1
+    work_folders = 0
+    work_dir = platform.settings.work_dir
+    if work_dir.exists():
+        for folder in work_dir.iterdir():
+            stale = folder.is_dir() and folder.stat().st_mtime < now - grace_s
+            if stale and not client.exists(CLAIM_KEY.format(video_id=folder.name)):
+                shutil.rmtree(folder, ignore_errors=True)
+                work_folders += 1
+    log.info("maintenance: purged %d stale upload deadline(s), %d abandoned work folder(s)", registry_only,
+             work_folders)
+    return {"upload_deadlines": registry_only, "work_folders": work_folders}
