@@ -104,3 +104,25 @@ def summarize(outcomes: list[Optional[dict]]) -> dict:
     log.info("transcode batch: %d ready, %d failed, %d skipped, %d task(s) without a result",
              len(summary["ready"]), len(summary["failed"]), len(summary["skipped"]), summary["lost"])
     return summary
+
+
+def summarize_from_catalog(platform, video_ids: list[str]) -> dict:
+    """The batch's outcome as the catalog has it, whatever happened to the tasks."""
+    summary: dict = {"videos": len(video_ids), "ready": [], "failed": {}, "unfinished": {}, "encoder_paths": {}}
+    for video_id in video_ids:
+        video = platform.catalog.get_video(video_id)
+        if video is None:
+            summary["unfinished"][video_id] = "deleted"
+        elif video.status.value == "ready":
+            summary["ready"].append(video_id)
+            transcode = (video.media_info or {}).get("transcode", {})
+            summary["encoder_paths"][video_id] = transcode.get("encoder_path")
+        elif video.status.value in ("failed", "rejected"):
+            summary["failed"][video_id] = video.reason
+        else:
+            summary["unfinished"][video_id] = f"{video.status.value}/{video.stage.value if video.stage else '-'}"
+    log.info("transcode batch: %d video(s): %d ready, %d failed, %d unfinished", len(video_ids),
+             len(summary["ready"]), len(summary["failed"]), len(summary["unfinished"]))
+    for video_id, reason in summary["failed"].items():
+        log.info("video %s failed: %s", video_id, reason)
+    return summary

@@ -64,7 +64,8 @@ def runs_program(pid: int, program: str) -> bool:
     so every whitespace-separated word of the command line is compared by basename.
     """
     words = " ".join(command_line(pid)).split()
-    return any(os.path.basename(word) == program for word in words)
+    # setproctitle (gunicorn uses it when installed) writes "gunicorn: master [...]".
+    return any(os.path.basename(word).rstrip(":") == program for word in words)
 
 
 def process_group(pgid: int) -> list[int]:

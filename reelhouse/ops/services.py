@@ -12,15 +12,18 @@ import subprocess
 import time
 from typing import Callable, Iterable, Optional
 
-from reelhouse.ops import api_server, cassandra_server, kafka_server, nginx_server, redis_server, worker_service
+from reelhouse.ops import (airflow_server, api_server, cassandra_server, kafka_server, nginx_server, postgres_server,
+                           redis_server, worker_service)
 from reelhouse.ops import processes
 from reelhouse.ops.service import Service, ServiceError, log_file, pid_file
 from reelhouse.settings import Settings
 
-# Start order; ``down`` stops in reverse. Later: kafka, cassandra, airflow...
+# Start order; ``down`` stops in reverse. Airflow comes after the core services: the API is
+# serving before Airflow's slower start begins.
 SERVICES: tuple[Service, ...] = (
     redis_server.SERVICE, kafka_server.SERVICE, cassandra_server.SERVICE,
     api_server.SERVICE, nginx_server.SERVICE, worker_service.SERVICE,
+    postgres_server.SERVICE, airflow_server.SERVICE,
 )
 
 Say = Callable[[str], None]

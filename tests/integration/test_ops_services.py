@@ -66,6 +66,7 @@ def stack(tmp_path_factory):
         "REELHOUSE_NGINX_PORT": str(procs.free_port()),
         "REELHOUSE_API_WORKERS": "1",  # two cores here: keep the test light
         "REELHOUSE_API_THREADS": "4",
+        "REELHOUSE_AIRFLOW_ENABLED": "false",  # Airflow's own start and stop: tests/integration/airflow/
     })
 
     def cli(*args: str, check: bool = True) -> subprocess.CompletedProcess:

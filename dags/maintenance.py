@@ -1,0 +1,86 @@
+"""maintenance: the platform's housekeeping, every hour (and on demand).
+
+- ``abort_abandoned_uploads``: uploads with no data for the upload TTL are aborted and their videos
+  end ``failed``; an upload whose bytes all arrived but was never finished is finished.
+- ``report_dead_letters``: transcode jobs that were given up, with their reasons (in the task log).
+- ``object_store_orphans``: objects and multipart uploads that belong to no video and no upload,
+  older than an hour. A dry run unless the run's ``remove_orphans`` parameter is true.
+- ``purge_expired_state``: upload deadlines that lead nowhere, work folders of dead transcodes.
+
+The tasks are independent: one failing does not stop the others.
+"""
+from __future__ import annotations
+
+from datetime import datetime, timedelta
+
+from airflow.sdk import Param, dag, get_current_context, task
+
+from reelhouse.settings import Settings
+
+
+def _platform():
+    from reelhouse.bootstrap import bootstrap
+
+    return bootstrap(Settings())
+
+
+@dag(
+    dag_id="maintenance",
+    schedule="@hourly",
+    start_date=datetime(2026, 1, 1),
+    catchup=False,
+    max_active_runs=1,
+    tags=["maintenance", "reelhouse"],
+    doc_md=__doc__,
+    params={"remove_orphans": Param(False, type="boolean", description="delete orphans (default: list them)")},
+    default_args={"owner": "reelhouse-platform", "retries": 2, "retry_delay": timedelta(seconds=30)},
+)
+def maintenance():
+    @task
+    def abort_abandoned_uploads() -> list[str]:
+        from reelhouse.services import maintenance as tasks
+
+        platform = _platform()
+        try:
+            return tasks.abort_abandoned_uploads(platform)
+        finally:
+            platform.close()
+
+    @task
+    def report_dead_letters() -> list[dict]:
+        from reelhouse.services import maintenance as tasks
+
+        platform = _platform()
+        try:
+            return tasks.dead_lettered_jobs(platform)
+        finally:
+            platform.close()
+
+    @task
+    def object_store_orphans() -> dict:
+        from reelhouse.services import maintenance as tasks
+
+        remove = bool(get_current_context()["params"]["remove_orphans"])
+        platform = _platform()
+        try:
+            return tasks.object_store_orphans(platform, remove=remove).to_dict()
+        finally:
+            platform.close()
+
+    @task
+    def purge_expired_state() -> dict:
+        from reelhouse.services import maintenance as tasks
+
+        platform = _platform()
+        try:
+            return tasks.purge_expired_upload_state(platform)
+        finally:
+            platform.close()
+
+    abort_abandoned_uploads()
+    report_dead_letters()
+    object_store_orphans()
+    purge_expired_state()
+
+
+maintenance()

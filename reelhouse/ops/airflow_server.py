@@ -1,0 +1,254 @@
+"""Airflow as one local service: its components under a small supervisor, one process group.
+
+``python -m reelhouse.ops.airflow_server`` migrates the metadata database when Airflow's version
+changed, sets the ``transcode_workers`` pool from the settings, then runs the API server (the UI),
+the scheduler, the DAG processor and the triggerer, plus, under CeleryExecutor, one Celery
+worker per queue (``default`` and ``gpu``). A component that exits is started again after a
+pause; each logs to ``logs/airflow-<component>.log``. Celery workers announce their queue and
+the encoder path they detected in Redis (``workers:airflow``), which is how ``transcode_batch``
+knows at run time whether a GPU worker is alive. ``reelhouse down`` stops the whole group.
+
+Ready means the API server's health endpoint reports the metadata database, scheduler, DAG
+processor and triggerer healthy (and, under Celery, both workers have announced themselves).
+"""
+from __future__ import annotations
+
+import logging
+import os
+import signal
+import subprocess
+import sys
+import threading
+import time
+from dataclasses import dataclass, field
+from typing import Optional
+
+from reelhouse.ops import airflow_config as config
+from reelhouse.ops.service import Service, ServiceError, log_file
+from reelhouse.settings import Settings
+
+NAME = "airflow"
+HEALTH_PATH = "/api/v2/monitor/health"
+RESTART_PAUSE_S = 3.0
+log = logging.getLogger("reelhouse.airflow")
+
+
+@dataclass
+class Component:
+    name: str
+    argv: list[str]
+    queue: Optional[str] = None  # Celery workers: the queue they serve
+    process: Optional[subprocess.Popen] = field(default=None, repr=False)
+    starts: int = 0
+
+
+def components(settings: Settings) -> list[Component]:
+    airflow = config.binary()
+    # serve-logs binds every interface on a fixed port: skipped, the API server reads local logs.
+    found = [
+        Component("api-server", [airflow, "api-server", "--host", "127.0.0.1", "--port", str(settings.airflow_api_port)]),
+        Component("scheduler", [airflow, "scheduler", "--skip-serve-logs"]),
+        Component("dag-processor", [airflow, "dag-processor"]),
+        Component("triggerer", [airflow, "triggerer", "--skip-serve-logs"]),
+    ]
+    if settings.airflow_executor == "CeleryExecutor":
+        for queue in ("default", "gpu"):
+            found.append(Component(
+                f"celery-{queue}",
+                [airflow, "celery", "worker", "--queues", queue, "--celery-hostname", f"{queue}@reelhouse",
+                 "--concurrency", str(settings.airflow_celery_concurrency), "--skip-serve-logs"],
+                queue=queue,
+            ))
+    return found
+
+
+def component_log(settings: Settings, component: str):
+    return log_file(settings, f"{NAME}-{component}")
+
+
+# ---------------------------------------------------------------------------- set-up
+def _run_cli(settings: Settings, args: list[str], timeout_s: float = 300) -> str:
+    done = subprocess.run([config.binary(), *args], env={**os.environ, **config.environment(settings)},
+                          capture_output=True, text=True, timeout=timeout_s)
+    if done.returncode != 0:
+        raise ServiceError(f"`airflow {' '.join(args)}` failed:\n{(done.stderr or done.stdout).strip()[-2000:]}")
+    return done.stdout
+
+
+def installed_version() -> str:
+    from importlib.metadata import version
+
+    return version("apache-airflow")
+
+
+def migrate_if_needed(settings: Settings, say=log.info) -> bool:
+    """``airflow db migrate`` once per Airflow version and database (it takes ~10 s even when current)."""
+    stamp = config.home(settings) / "migrated"
+    wanted = f"{installed_version()} {config.database_url(settings)}"
+    if stamp.exists() and stamp.read_text() == wanted:
+        return False
+    started = time.monotonic()
+    _run_cli(settings, ["db", "migrate"])
+    stamp.write_text(wanted)
+    say(f"airflow metadata database migrated in {time.monotonic() - started:.1f} s")
+    return True
+
+
+def set_pools(settings: Settings) -> None:
+    _run_cli(settings, ["pools", "set", config.TRANSCODE_POOL, str(settings.transcode_pool_slots),
+                        "Transcodes at once, every queue (REELHOUSE_TRANSCODE_POOL_SLOTS)"])
+
+
+def prepare_metadata(settings: Settings, say=log.info) -> None:
+    config.home(settings).mkdir(parents=True, exist_ok=True)
+    migrate_if_needed(settings, say)
+    set_pools(settings)
+
+
+# ---------------------------------------------------------------------------- supervisor
+class Supervisor:
+    def __init__(self, settings: Settings):
+        self.settings = settings
+        self.components = components(settings)
+        self.stopping = threading.Event()
+        self.env = {**os.environ, **config.environment(settings)}
+
+    def start(self, component: Component) -> None:
+        path = component_log(self.settings, component.name)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        with open(path, "ab") as out:
+            component.process = subprocess.Popen(component.argv, stdout=out, stderr=subprocess.STDOUT,
+                                                 stdin=subprocess.DEVNULL, env=self.env)
+        component.starts += 1
+        log.info("airflow %s started (pid %d, start %d), log %s", component.name, component.process.pid,
+                 component.starts, path)
+
+    def run(self) -> int:
+        signal.signal(signal.SIGTERM, lambda *_: self.stopping.set())
+        signal.signal(signal.SIGINT, lambda *_: self.stopping.set())
+        prepare_metadata(self.settings)
+        for component in self.components:
+            self.start(component)
+        beats = threading.Thread(target=self.announce_queue_workers, daemon=True)
+        beats.start()
+        while not self.stopping.wait(1.0):
+            for component in self.components:
+                code = component.process.poll()
+                if code is not None and not self.stopping.is_set():
+                    log.warning("airflow %s exited with %s; starting it again in %.0f s", component.name, code,
+                                RESTART_PAUSE_S)
+                    if self.stopping.wait(RESTART_PAUSE_S):
+                        break
+                    self.start(component)
+        return self.stop_all()
+
+    def stop_all(self, timeout_s: float = 20.0) -> int:
+        for component in self.components:
+            if component.process and component.process.poll() is None:
+                component.process.terminate()
+        deadline = time.monotonic() + timeout_s
+        for component in self.components:
+            if component.process is None:
+                continue
+            try:
+                component.process.wait(max(0.1, deadline - time.monotonic()))
+            except subprocess.TimeoutExpired:
+                component.process.kill()
+                component.process.wait()
+        log.info("airflow stopped")
+        return 0
+
+    def announce_queue_workers(self) -> None:
+        """Each live Celery worker's queue and encoder path, every few seconds, for transcode_batch's routing."""
+        workers = [c for c in self.components if c.queue]
+        if not workers:
+            return
+        from media_workers.encoders import detect_encoder_path
+        from media_workers.transcode_batch import QUEUE_HEARTBEATS, record_queue_heartbeat
+        import redis
+
+        encoder_path = detect_encoder_path(self.settings.ffmpeg_bin)
+        client = redis.Redis(host=self.settings.redis_host, port=self.settings.redis_port, db=self.settings.redis_db)
+        while not self.stopping.is_set():
+            for worker in workers:
+                name = f"{worker.queue}@reelhouse"
+                try:
+                    if worker.process and worker.process.poll() is None:
+                        record_queue_heartbeat(client, name, worker.queue, encoder_path, worker.process.pid)
+                    else:
+                        client.hdel(QUEUE_HEARTBEATS, name)
+                except Exception:  # Redis restarting: the next round retries
+                    log.warning("announcing %s failed", name, exc_info=True)
+            self.stopping.wait(5.0)
+        for worker in workers:
+            try:
+                client.hdel(QUEUE_HEARTBEATS, f"{worker.queue}@reelhouse")
+            except Exception:
+                pass
+
+
+# ---------------------------------------------------------------------------- the service
+def command(settings: Settings) -> list[str]:
+    return [sys.executable, "-m", "reelhouse.ops.airflow_server"]
+
+
+def health(settings: Settings) -> dict:
+    import requests
+
+    return requests.get(config.api_url(settings) + HEALTH_PATH, timeout=2).json()
+
+
+def is_ready(settings: Settings) -> bool:
+    report = health(settings)
+    parts = ("metadatabase", "scheduler", "triggerer", "dag_processor")
+    if not all((report.get(part) or {}).get("status") == "healthy" for part in parts):
+        return False
+    if settings.airflow_executor == "CeleryExecutor":
+        import redis
+
+        from media_workers.transcode_batch import live_queue_workers
+
+        client = redis.Redis(host=settings.redis_host, port=settings.redis_port, db=settings.redis_db)
+        try:
+            return all(live_queue_workers(client, queue, 15.0) for queue in ("default", "gpu"))
+        finally:
+            client.close()
+    return True
+
+
+def version(settings: Settings) -> Optional[str]:
+    from reelhouse.ops.airflow_client import AirflowClient
+
+    try:
+        return AirflowClient.from_settings(settings).version()
+    except Exception:  # not up, or its password file not written yet
+        return None
+
+
+SERVICE = Service(
+    name=NAME,
+    program="reelhouse.ops.airflow_server",
+    describe_engine=lambda settings: f"Apache Airflow ({settings.airflow_executor}, metadata on PostgreSQL)",
+    port=lambda settings: settings.airflow_api_port,
+    url=lambda settings: config.api_url(settings),
+    command=command,
+    is_ready=is_ready,
+    version=version,
+    prepare=lambda settings: config.home(settings).mkdir(parents=True, exist_ok=True),
+    environment=lambda settings: {**config.environment(settings)},
+    wanted=lambda settings: settings.airflow_enabled,
+    start_timeout_s=180.0,
+    stop_timeout_s=30.0,
+)
+
+
+def main() -> None:
+    from reelhouse.settings import Settings
+
+    settings = Settings()
+    logging.basicConfig(level=settings.log_level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    sys.exit(Supervisor(settings).run())
+
+
+if __name__ == "__main__":
+    main()
