@@ -1,4 +1,6 @@
-"""maintenance: the platform's housekeeping, every hour (and on demand).
+"""maintenance: the platform's housekeeping.
+
+Schedule: every hour (``@hourly``), and on demand; no catch-up.
 
 - ``abort_abandoned_uploads``: uploads with no data for the upload TTL are aborted and their videos
   end ``failed``; an upload whose bytes all arrived but was never finished is finished.

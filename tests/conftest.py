@@ -19,6 +19,8 @@ def pytest_collection_modifyitems(config, items):
             item.add_marker(pytest.mark.integration)
         if "/tests/e2e/" in path:
             item.add_marker(pytest.mark.e2e)
+        if "/tests/integration/airflow/" in path:
+            item.add_marker(pytest.mark.airflow)
 
 
 @pytest.fixture(scope="session")

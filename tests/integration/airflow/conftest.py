@@ -1,0 +1,104 @@
+"""A real Airflow for the tests: PostgreSQL and Airflow started by the project's own service code
+(``reelhouse.ops.services``), with Redis, on free loopback ports in a temporary home.
+
+The tests' own ``Platform`` (catalog, object store, Redis) is built from the same settings, so
+what the DAG tasks write is what the tests read. Airflow's timeouts are the short ones of a
+development machine (a killed task is noticed within seconds, retried after 2 s).
+"""
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from reelhouse.ops import airflow_config
+from reelhouse.settings import Settings
+from tests import procs
+
+QUIET = lambda line: None  # noqa: E731 - start-up reports go nowhere in tests
+
+
+def airflow_settings(home: Path, **overrides) -> Settings:
+    values = dict(
+        home=home, redis_port=procs.free_port(), api_port=procs.free_port(), nginx_port=procs.free_port(),
+        postgres_port=procs.free_port(), airflow_api_port=procs.free_port(),
+        transcode_driver="airflow", transcode_preset="ultrafast", transcode_claim_ttl_ms=3000,
+        transcode_retry_delay_s=2, transcode_batch_interval_min=1440, airflow_task_heartbeat_timeout_s=10,
+        airflow_parallelism=4, airflow_dag_refresh_s=5, log_level="INFO",
+    )
+    return Settings(**{**values, **overrides})
+
+
+def start_services(settings: Settings, names: list[str]) -> None:
+    from reelhouse.ops import services
+    from reelhouse.ops.service import ServiceError
+
+    try:
+        services.up(settings, names, say=QUIET)
+    except ServiceError as exc:
+        services.down(settings, names, say=QUIET)
+        pytest.fail(f"could not start {', '.join(names)}: {exc}")
+
+
+def stop_services(settings: Settings, names: list[str]) -> None:
+    from reelhouse.ops import services
+
+    services.down(settings, names, say=QUIET)
+
+
+@pytest.fixture(scope="session")
+def airflow_base(tmp_path_factory):
+    """Redis and PostgreSQL with Airflow's metadata database migrated; Airflow itself not running."""
+    from reelhouse.ops import airflow_server
+
+    settings = airflow_settings(tmp_path_factory.mktemp("airflow-home"))
+    start_services(settings, ["redis", "postgres"])
+    airflow_server.prepare_metadata(settings)
+    yield settings
+    stop_services(settings, ["airflow", "postgres", "redis"])
+
+
+def airflow_env(settings: Settings) -> dict[str, str]:
+    env = {key: value for key, value in os.environ.items()
+           if not key.startswith(("REELHOUSE_", "AIRFLOW_", "AIRFLOW__"))}
+    return {**env, **airflow_config.environment(settings)}
+
+
+def run_python(settings: Settings, code: str, timeout_s: float = 600) -> subprocess.CompletedProcess:
+    """Python in a fresh process configured as an Airflow task process is (Airflow reads its
+    configuration once, at import)."""
+    return subprocess.run([sys.executable, "-c", code], env=airflow_env(settings), capture_output=True, text=True,
+                          timeout=timeout_s, cwd=airflow_config.ROOT)
+
+
+@pytest.fixture
+def platform_of(request):
+    """``platform_of(settings)``: a Platform on the same engines as the DAG tasks; closed after the test."""
+    from reelhouse.bootstrap import bootstrap
+
+    built = []
+
+    def build(settings: Settings):
+        platform = bootstrap(settings)
+        built.append(platform)
+        return platform
+
+    yield build
+    for platform in built:
+        platform.close()
+
+
+def api_client(platform):
+    from serving_api.app import create_app
+
+    return create_app(platform=platform).test_client()
+
+
+def new_creator(platform, name: str) -> dict:
+    import uuid
+
+    created, token = platform.creators.add(f"{name}-{uuid.uuid4().hex[:6]}")
+    return {"id": created.id, "auth": {"Authorization": f"Bearer {token}"}}
