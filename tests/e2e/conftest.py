@@ -138,22 +138,3 @@ def stack_creator(live_stack):
     creator, token = platform.creators.add("e2e-viewer-creator")
     platform.close()
     return {"id": creator.id, "token": token}
-
-
-@pytest.fixture(scope="session")
-def node():
-    """Node, with the e2e npm packages as their lock pins them (npm ci when stale or missing)."""
-    import shutil
-
-    from tests.e2e.node_tools import JS_DIR, ROOT
-
-    node, npm = shutil.which("node"), shutil.which("npm")
-    if node is None or npm is None:
-        pytest.fail("node and npm are needed to run the JS clients: run `make deps` (`make test` does it too)")
-    # the same installer as `make npm-deps`: a no-op when node_modules is newer than the lock
-    installed = subprocess.run([str(ROOT / "scripts" / "install-deps.sh"), "node"], cwd=ROOT,
-                               capture_output=True, text=True, timeout=300)
-    if installed.returncode != 0:
-        pytest.fail(f"`npm ci` in {JS_DIR} failed; run `make npm-deps` (or `make test`):\n"
-                    f"{installed.stdout}{installed.stderr}")
-    return node

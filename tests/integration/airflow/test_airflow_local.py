@@ -3,6 +3,7 @@ mid-transcode is retried and finishes, with a valid ladder and never a half-writ
 from __future__ import annotations
 
 import os
+from pathlib import Path
 import signal
 import time
 
@@ -74,3 +75,39 @@ def test_a_mapped_transcode_killed_mid_way_is_retried_and_its_ladder_is_valid(lo
     assert sorted(v.resolution[1] for v in master.variants) == [144, 240, 360, 480]
     print(f"killed task retried after {retried_after_s:.1f} s")
     assert retried_after_s < 60, f"the killed task was retried only after {retried_after_s:.0f} s"
+
+
+def test_a_data_engineer_signs_in_to_the_ui_and_sees_the_dags_and_a_runs_grid(local_airflow, node, artifacts_dir):
+    import json
+    import subprocess
+
+    from reelhouse.ops.airflow_client import admin_password
+    from tests.e2e.node_tools import JS_DIR
+
+    airflow = AirflowClient.from_settings(local_airflow)
+    run_id = airflow.trigger("transcode_batch")
+    assert airflow.wait_for_run("transcode_batch", run_id, timeout_s=180)["state"] == "success"
+    shots = artifacts_dir / "airflow-ui"
+    done = subprocess.run(
+        [node, str(JS_DIR / "airflow_ui.mjs"), "--url", f"http://127.0.0.1:{local_airflow.airflow_api_port}",
+         "--user", local_airflow.airflow_admin_user, "--password", admin_password(local_airflow),
+         "--dag", "transcode_batch", "--run", run_id, "--shots", str(shots)],
+        cwd=JS_DIR, capture_output=True, text=True, timeout=180)
+    report = json.loads(done.stdout.strip().splitlines()[-1]) if done.stdout.strip() else {}
+    assert done.returncode == 0, f"{report.get('error')}\n{done.stderr[-2000:]}"
+    assert "/auth/login" in report["loginUrl"] and "/auth/login" not in report["afterLogin"]
+    assert {"transcode_batch", "maintenance"} <= set(report["dags"])
+    assert "transcode_batch" in report["dagPage"]["url"] and "find_backlog" in report["dagPage"]["text"]
+    run_text = report["runPage"]["text"]
+    assert run_id in run_text and "Success" in run_text
+    for task in ("find_backlog", "route", "summarize"):
+        assert task in run_text, f"the run's grid does not show {task}"
+    assert len(report["screenshots"]) == 4 and all(Path(p).stat().st_size > 10_000 for p in report["screenshots"])
+
+
+def test_a_wrong_password_is_refused_by_the_login(local_airflow):
+    from reelhouse.ops.airflow_client import AirflowError
+
+    with pytest.raises(AirflowError, match="refused"):
+        AirflowClient(f"http://127.0.0.1:{local_airflow.airflow_api_port}", local_airflow.airflow_admin_user,
+                      "not-the-password").version()
