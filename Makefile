@@ -10,8 +10,14 @@ PYTEST := .venv/bin/pytest
 ifdef STACK
 export REELHOUSE_STACK := $(STACK)
 endif
+# `make airflow EXECUTOR=celery`: CeleryExecutor with two workers (queues default and gpu).
+ifeq ($(EXECUTOR),celery)
+export REELHOUSE_AIRFLOW_EXECUTOR := CeleryExecutor
+else ifeq ($(EXECUTOR),local)
+export REELHOUSE_AIRFLOW_EXECUTOR := LocalExecutor
+endif
 
-.PHONY: help deps venv npm-deps up down status demo test test-lite test-fast bench clean
+.PHONY: help deps venv npm-deps up airflow down status demo test test-lite test-airflow test-fast bench clean
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sed -E 's/:.*## /\t/' | expand -t 12
@@ -28,8 +34,12 @@ npm-deps: ## npm ci in web/ (hls.js) and tests/e2e/js (tus-js-client, playwright
 $(REELHOUSE):
 	@scripts/install-deps.sh python
 
-up: $(REELHOUSE) ## start the local services (Redis, the API, nginx, the transcode worker) under .reelhouse/
+up: $(REELHOUSE) ## start the local services (Redis, the API, nginx, the worker, then PostgreSQL and Airflow) under .reelhouse/
 	@$(REELHOUSE) up
+
+airflow: deps ## start Airflow alone (with Redis and PostgreSQL); EXECUTOR=celery for Celery workers on queues default and gpu
+	@$(REELHOUSE) up redis postgres airflow
+	@$(REELHOUSE) airflow info
 
 down: ## stop them
 	@if [ -x $(REELHOUSE) ]; then $(REELHOUSE) down; fi
@@ -46,6 +56,9 @@ test: deps ## every tier: unit, contract, integration, e2e (deps includes the ve
 
 test-lite: deps ## every tier except the full-stack engines (Kafka, Cassandra, Spark with Kafka)
 	$(PYTEST) -q -m "not full" tests
+
+test-airflow: deps ## the Airflow tier alone (DagBag, dag.test, SIGKILL retry, UI, Celery queues)
+	$(PYTEST) -q -m airflow tests
 
 test-fast: venv ## unit tests only (fakes; no services)
 	$(PYTEST) -q tests/unit

@@ -80,9 +80,13 @@ def transcode_batch():
 
         context = get_current_context()
         ti = context["ti"]
-        holder = f"airflow:{ti.run_id}:{ti.map_index}:try{ti.try_number}@{socket.gethostname()}"
+        settings = Settings()
+        # Who ran it, recorded on the video: the run, the map index, the try, the machine and the
+        # queue of the Celery worker that took it ("local" under LocalExecutor).
+        holder = (f"airflow:{ti.run_id}#{ti.map_index}:try{ti.try_number}@{socket.gethostname()}"
+                  f"/{settings.airflow_worker_queue or 'local'}")
         final_attempt = ti.try_number > context["task"].retries
-        platform = bootstrap(Settings())
+        platform = bootstrap(settings)
         try:
             return transcode_video(platform, video_id, holder=holder, queue=queue, final_attempt=final_attempt)
         finally:

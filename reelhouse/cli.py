@@ -73,13 +73,14 @@ def status(as_json: bool) -> None:
 
 def _register_commands() -> None:
     # Each module imports its heavy dependencies inside its command, so `reelhouse up` stays quick.
+    from reelhouse.commands.airflow import airflow
     from reelhouse.commands.creators import creators
     from reelhouse.commands.demo import demo
     from reelhouse.commands.upload import upload
     from reelhouse.commands.maintenance import maintenance
     from reelhouse.commands.worker import worker
 
-    for command in (creators, upload, demo, maintenance, worker):
+    for command in (creators, upload, demo, maintenance, worker, airflow):
         main.add_command(command)
 
 

@@ -4,7 +4,8 @@
 #
 #   scripts/install-deps.sh [system] [python] [node]     (no argument: all three, in that order)
 #
-#   system  apt packages: ffmpeg, redis-server, nginx, chromium (+ python3/pip, nodejs/npm when needed)
+#   system  apt packages: ffmpeg, redis-server, nginx, chromium, Java 17, Maven, PostgreSQL
+#           (+ python3/pip, nodejs/npm when needed)
 #   python  uv (pinned) and .venv from uv.lock (`uv sync --frozen`)
 #   node    `npm ci` in web/ (hls.js for the watch page) and tests/e2e/js (tus-js-client, playwright-core)
 #           where package-lock.json is newer than node_modules
@@ -60,9 +61,11 @@ install_system() {
     # The full stack's JVM engines: Cassandra 5.0 runs on Java 11 or 17 only; Maven resolves the jars.
     [ -x /usr/lib/jvm/java-17-openjdk-amd64/bin/java ] || missing+=(openjdk-17-jre-headless)
     have mvn || missing+=(maven)
+    # Airflow's metadata database: Debian's PostgreSQL server, run by reelhouse on its own cluster.
+    compgen -G '/usr/lib/postgresql/*/bin/postgres' >/dev/null || missing+=(postgresql)
 
     if [ ${#missing[@]} -eq 0 ]; then
-        say "system packages present (ffmpeg, redis-server, nginx, chromium, Java 17, Maven)"
+        say "system packages present (ffmpeg, redis-server, nginx, chromium, Java 17, Maven, PostgreSQL)"
         return
     fi
     say "installing ${missing[*]} (apt)"

@@ -99,7 +99,7 @@ def environment(settings: Settings) -> dict[str, str]:
         "AIRFLOW__SCHEDULER__TASK_INSTANCE_HEARTBEAT_TIMEOUT": str(heartbeat),
         "AIRFLOW__SCHEDULER__TASK_INSTANCE_HEARTBEAT_TIMEOUT_DETECTION_INTERVAL": str(max(1, heartbeat // 6)),
         "AIRFLOW__CELERY__BROKER_URL": celery_broker_url(settings),
-        "AIRFLOW__CELERY__RESULT_BACKEND": "db+" + database_url(settings, "postgresql"),
+        "AIRFLOW__CELERY__RESULT_BACKEND": "db+" + database_url(settings),  # SQLAlchemy 2.1 would pick psycopg 3
         "AIRFLOW__CELERY__WORKER_CONCURRENCY": str(settings.airflow_celery_concurrency),
         # A task claimed by a Celery worker that died goes back to the queue after this.
         "AIRFLOW__CELERY_BROKER_TRANSPORT_OPTIONS__VISIBILITY_TIMEOUT": str(max(60, 2 * heartbeat)),

@@ -37,7 +37,7 @@ log = logging.getLogger("reelhouse.airflow")
 class Component:
     name: str
     argv: list[str]
-    queue: Optional[str] = None  # Celery workers: the queue they serve
+    queue: Optional[str] = None  # Celery workers: the queue they serve (tasks record it)
     process: Optional[subprocess.Popen] = field(default=None, repr=False)
     starts: int = 0
 
@@ -116,9 +116,10 @@ class Supervisor:
     def start(self, component: Component) -> None:
         path = component_log(self.settings, component.name)
         path.parent.mkdir(parents=True, exist_ok=True)
+        env = {**self.env, "REELHOUSE_AIRFLOW_WORKER_QUEUE": component.queue} if component.queue else self.env
         with open(path, "ab") as out:
             component.process = subprocess.Popen(component.argv, stdout=out, stderr=subprocess.STDOUT,
-                                                 stdin=subprocess.DEVNULL, env=self.env)
+                                                 stdin=subprocess.DEVNULL, env=env)
         component.starts += 1
         log.info("airflow %s started (pid %d, start %d), log %s", component.name, component.process.pid,
                  component.starts, path)
