@@ -70,6 +70,7 @@ bench: deps ## upload, VOD and engine benchmarks; each prints ratios against a b
 	.venv/bin/python -m bench.ladder_vs_separate
 	.venv/bin/python -m bench.first_frame
 	.venv/bin/python -m bench.engines_lite_vs_full
+	.venv/bin/python -m bench.transcode_batch_overhead
 
 clean: down ## stop the services and delete .reelhouse/ (their data, logs and PID files)
 	rm -rf .reelhouse
