@@ -20,12 +20,6 @@ from airflow.sdk import Param, dag, get_current_context, task
 from reelhouse.settings import Settings
 
 
-def _platform():
-    from reelhouse.bootstrap import bootstrap
-
-    return bootstrap(Settings())
-
-
 @dag(
     dag_id="maintenance",
     schedule="@hourly",
@@ -40,44 +34,36 @@ def _platform():
 def maintenance():
     @task
     def abort_abandoned_uploads() -> list[str]:
+        from reelhouse.bootstrap import opened_platform
         from reelhouse.services import maintenance as tasks
 
-        platform = _platform()
-        try:
+        with opened_platform(Settings()) as platform:
             return tasks.abort_abandoned_uploads(platform)
-        finally:
-            platform.close()
 
     @task
     def report_dead_letters() -> list[dict]:
+        from reelhouse.bootstrap import opened_platform
         from reelhouse.services import maintenance as tasks
 
-        platform = _platform()
-        try:
+        with opened_platform(Settings()) as platform:
             return tasks.dead_lettered_jobs(platform)
-        finally:
-            platform.close()
 
     @task
     def object_store_orphans() -> dict:
+        from reelhouse.bootstrap import opened_platform
         from reelhouse.services import maintenance as tasks
 
         remove = bool(get_current_context()["params"]["remove_orphans"])
-        platform = _platform()
-        try:
+        with opened_platform(Settings()) as platform:
             return tasks.object_store_orphans(platform, remove=remove).to_dict()
-        finally:
-            platform.close()
 
     @task
     def purge_expired_state() -> dict:
+        from reelhouse.bootstrap import opened_platform
         from reelhouse.services import maintenance as tasks
 
-        platform = _platform()
-        try:
+        with opened_platform(Settings()) as platform:
             return tasks.purge_expired_upload_state(platform)
-        finally:
-            platform.close()
 
     abort_abandoned_uploads()
     report_dead_letters()

@@ -48,24 +48,18 @@ def transcode_batch():
     @task
     def find_backlog() -> list[str]:
         from media_workers.transcode_batch import pending_videos
-        from reelhouse.bootstrap import bootstrap
+        from reelhouse.bootstrap import opened_platform
 
-        platform = bootstrap(Settings())
-        try:
+        with opened_platform(Settings()) as platform:
             return pending_videos(platform, platform.settings.transcode_batch_size)
-        finally:
-            platform.close()
 
     @task
     def route(video_ids: list[str]) -> dict[str, list[str]]:
         from media_workers.transcode_batch import route as route_videos
-        from reelhouse.bootstrap import bootstrap
+        from reelhouse.bootstrap import opened_platform
 
-        platform = bootstrap(Settings())
-        try:
+        with opened_platform(Settings()) as platform:
             return route_videos(platform, video_ids)
-        finally:
-            platform.close()
 
     @task
     def share(routes: dict[str, list[str]], queue: str) -> list[str]:
@@ -76,7 +70,7 @@ def transcode_batch():
         import socket
 
         from media_workers.transcode_batch import transcode_video
-        from reelhouse.bootstrap import bootstrap
+        from reelhouse.bootstrap import opened_platform
 
         context = get_current_context()
         ti = context["ti"]
@@ -86,22 +80,16 @@ def transcode_batch():
         holder = (f"airflow:{ti.run_id}#{ti.map_index}:try{ti.try_number}@{socket.gethostname()}"
                   f"/{settings.airflow_worker_queue or 'local'}")
         final_attempt = ti.try_number > context["task"].retries
-        platform = bootstrap(settings)
-        try:
+        with opened_platform(settings) as platform:
             return transcode_video(platform, video_id, holder=holder, queue=queue, final_attempt=final_attempt)
-        finally:
-            platform.close()
 
     @task(trigger_rule="all_done", outlets=[VIDEOS_READY])
     def summarize(video_ids: list[str]) -> dict:
         from media_workers.transcode_batch import summarize_from_catalog
-        from reelhouse.bootstrap import bootstrap
+        from reelhouse.bootstrap import opened_platform
 
-        platform = bootstrap(Settings())
-        try:
+        with opened_platform(Settings()) as platform:
             return summarize_from_catalog(platform, video_ids)
-        finally:
-            platform.close()
 
     backlog = find_backlog()
     routes = route(backlog)

@@ -90,22 +90,6 @@ def transcode_video(platform, video_id: str, *, holder: str, queue: str, final_a
             "renditions": [r.get("name") for r in outcome.renditions if isinstance(r, dict)]}
 
 
-def summarize(outcomes: list[Optional[dict]]) -> dict:
-    """What the batch did, by outcome; ``None`` stands for a task that never returned (it failed)."""
-    done = [outcome for outcome in outcomes if outcome]
-    summary = {
-        "videos": len(outcomes),
-        "ready": [o["video_id"] for o in done if o["status"] == "ready"],
-        "failed": {o["video_id"]: o.get("reason") for o in done if o["status"] == "failed"},
-        "skipped": {o["video_id"]: o.get("reason") for o in done if o["status"] == "skipped"},
-        "lost": len(outcomes) - len(done),
-        "encoder_paths": sorted({o["encoder_path"] for o in done if o.get("encoder_path")}),
-    }
-    log.info("transcode batch: %d ready, %d failed, %d skipped, %d task(s) without a result",
-             len(summary["ready"]), len(summary["failed"]), len(summary["skipped"]), summary["lost"])
-    return summary
-
-
 def summarize_from_catalog(platform, video_ids: list[str]) -> dict:
     """The batch's outcome as the catalog has it, whatever happened to the tasks."""
     summary: dict = {"videos": len(video_ids), "ready": [], "failed": {}, "unfinished": {}, "encoder_paths": {}}

@@ -6,8 +6,9 @@ nothing else chooses an engine.
 from __future__ import annotations
 
 import logging
+from contextlib import contextmanager
 from dataclasses import dataclass, field
-from typing import Optional
+from typing import Iterator, Optional
 
 import redis
 
@@ -145,3 +146,13 @@ def bootstrap(settings: Optional[Settings] = None) -> Platform:
         bus=_bus(settings, client),
         cache=cache,
     )
+
+
+@contextmanager
+def opened_platform(settings: Optional[Settings] = None) -> Iterator[Platform]:
+    """A platform for one unit of work (a DAG task, a CLI command), closed when it ends."""
+    platform = bootstrap(settings)
+    try:
+        yield platform
+    finally:
+        platform.close()

@@ -118,7 +118,9 @@ class Settings(BaseSettings):
     transcode_pool_slots: int = 2  # Airflow pool `transcode_workers`: transcodes at once, all queues
     transcode_retries: int = 3  # Airflow retries of one video's transcode task
     transcode_retry_delay_s: int = 10  # first back-off of those retries (doubling)
-    gpu_heartbeat_fresh_s: float = 30.0  # a GPU-queue worker seen this recently takes the batch
+    gpu_heartbeat_fresh_s: float = 30.0
+    # Maintenance leaves younger objects, uploads and work folders alone: they may belong to work in progress.
+    maintenance_grace_s: float = 3600.0  # a GPU-queue worker seen this recently takes the batch
 
     ffprobe_bin: str = "ffprobe"
     ffmpeg_bin: str = "ffmpeg"

@@ -6,12 +6,6 @@ import json
 import click
 
 
-def _platform():
-    from reelhouse.bootstrap import bootstrap
-
-    return bootstrap()
-
-
 @click.group("maintenance")
 def maintenance() -> None:
     """Housekeeping tasks (each is also a task of Airflow's maintenance DAG)."""
@@ -20,13 +14,11 @@ def maintenance() -> None:
 @maintenance.command("sweep-uploads")
 def sweep_uploads() -> None:
     """Abort uploads whose state expired (no data for the upload TTL); their videos end failed."""
+    from reelhouse.bootstrap import opened_platform
     from reelhouse.services import maintenance as tasks
 
-    platform = _platform()
-    try:
+    with opened_platform() as platform:
         swept = tasks.abort_abandoned_uploads(platform)
-    finally:
-        platform.close()
     click.echo(f"swept {len(swept)} abandoned upload(s)" + (": " + ", ".join(swept) if swept else ""))
 
 
@@ -34,13 +26,11 @@ def sweep_uploads() -> None:
 @click.option("--limit", default=100, show_default=True)
 def dead_letters(limit: int) -> None:
     """List transcode jobs that were given up, with their reasons."""
+    from reelhouse.bootstrap import opened_platform
     from reelhouse.services import maintenance as tasks
 
-    platform = _platform()
-    try:
+    with opened_platform() as platform:
         letters = tasks.dead_lettered_jobs(platform, limit)
-    finally:
-        platform.close()
     click.echo(f"{len(letters)} dead-lettered transcode job(s)")
     for entry in letters:
         click.echo(f"  job {entry['job_id']} video {entry['video_id']} ({entry['video_status']}), "
@@ -52,13 +42,11 @@ def dead_letters(limit: int) -> None:
 @click.option("--json", "as_json", is_flag=True)
 def orphans(remove: bool, as_json: bool) -> None:
     """Objects and multipart uploads that belong to no video and no upload (older than an hour)."""
+    from reelhouse.bootstrap import opened_platform
     from reelhouse.services import maintenance as tasks
 
-    platform = _platform()
-    try:
+    with opened_platform() as platform:
         report = tasks.object_store_orphans(platform, remove=remove)
-    finally:
-        platform.close()
     if as_json:
         click.echo(json.dumps(report.to_dict(), indent=2))
         return
@@ -72,11 +60,9 @@ def orphans(remove: bool, as_json: bool) -> None:
 @maintenance.command("purge-state")
 def purge_state() -> None:
     """Drop upload deadlines that lead nowhere and work folders of transcodes nobody holds."""
+    from reelhouse.bootstrap import opened_platform
     from reelhouse.services import maintenance as tasks
 
-    platform = _platform()
-    try:
+    with opened_platform() as platform:
         purged = tasks.purge_expired_upload_state(platform)
-    finally:
-        platform.close()
     click.echo(f"purged {purged['upload_deadlines']} upload deadline(s), {purged['work_folders']} work folder(s)")

@@ -60,6 +60,12 @@ class AirflowClient:
     def task_instances(self, dag_id: str, run_id: str) -> list[dict]:
         return self.call("GET", f"/dags/{dag_id}/dagRuns/{run_id}/taskInstances", params={"limit": 500})["task_instances"]
 
+    def task_result(self, dag_id: str, run_id: str, task_id: str, map_index: int = -1):
+        """What a task returned (its ``return_value`` XCom), as JSON."""
+        entry = self.call("GET", f"/dags/{dag_id}/dagRuns/{run_id}/taskInstances/{task_id}/xcomEntries/return_value",
+                          params={"map_index": map_index})
+        return entry["value"]
+
     def wait_for_run(self, dag_id: str, run_id: str, timeout_s: float = 600) -> dict:
         deadline = time.monotonic() + timeout_s
         while time.monotonic() < deadline:

@@ -7,7 +7,7 @@
 - expired upload state: sweeper entries left without a session, work folders of transcodes
   whose driver died.
 
-Everything younger than a grace period is left alone: it may belong to work in progress.
+Everything younger than ``maintenance_grace_s`` is left alone: it may belong to work in progress.
 """
 from __future__ import annotations
 
@@ -25,7 +25,6 @@ from reelhouse.services.upload_sessions import EXPIRY_KEY, REGISTRY_KEY, SESSION
 
 log = logging.getLogger("reelhouse.maintenance")
 
-ORPHAN_GRACE_S = 3600.0  # younger objects may belong to an upload or a transcode still running
 _MEDIA_KEY = re.compile(r"^videos/(?P<video_id>[^/]+)/")
 _SOURCE_KEY = re.compile(r"^sources/[^/]+/(?P<video_id>[^/]+)/")
 _TUS_TAIL_KEY = re.compile(r"^tus-tails/(?P<upload_id>[^/]+)/")
@@ -67,11 +66,11 @@ def dead_lettered_jobs(platform, limit: int = 100) -> list[dict]:
     return report
 
 
-def object_store_orphans(platform, remove: bool = False, now: Optional[float] = None,
-                         grace_s: float = ORPHAN_GRACE_S) -> OrphanReport:
-    """Objects and multipart uploads that belong to no video and no upload session."""
+def object_store_orphans(platform, remove: bool = False, now: Optional[float] = None) -> OrphanReport:
+    """Objects and multipart uploads that belong to no video and no upload session, older than
+    ``maintenance_grace_s``."""
     settings, objects, catalog = platform.settings, platform.objects, platform.catalog
-    cutoff = (now or time.time()) - grace_s
+    cutoff = (now or time.time()) - settings.maintenance_grace_s
     report = OrphanReport(dry_run=not remove)
     known: dict[str, bool] = {}
 
@@ -116,9 +115,11 @@ def object_store_orphans(platform, remove: bool = False, now: Optional[float] = 
     return report
 
 
-def purge_expired_upload_state(platform, now: Optional[float] = None, grace_s: float = ORPHAN_GRACE_S) -> dict:
-    """Sweeper entries whose upload left no trace, and transcode work folders nobody holds."""
+def purge_expired_upload_state(platform, now: Optional[float] = None) -> dict:
+    """Sweeper entries whose upload left no trace, and transcode work folders nobody holds, older
+    than ``maintenance_grace_s``."""
     client, now = platform.redis, now or time.time()
+    grace_s = platform.settings.maintenance_grace_s
     registry_only = 0
     for raw in client.zrangebyscore(EXPIRY_KEY, "-inf", now - grace_s):
         upload_id = raw.decode()

@@ -10,7 +10,7 @@ from reelhouse.services.upload_sessions import EXPIRY_KEY, SESSION_KEY
 from tests import media
 
 PARTIAL_UPLOAD = {"Tus-Resumable": "1.0.0", "Upload-Length": "99", "Upload-Metadata": "filename Y2xpcC5tcDQ="}
-LATER = time.time() + 2 * maintenance.ORPHAN_GRACE_S  # "now", once everything is past its grace period
+LATER = time.time() + 2 * 3600.0  # "now", once everything is past the default grace period (1 h)
 
 
 def test_orphans_are_listed_in_a_dry_run_and_removed_only_when_asked(platform, client, creator, tmp_path):

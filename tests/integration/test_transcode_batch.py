@@ -73,8 +73,9 @@ def test_a_good_video_ends_ready_and_a_corrupt_one_failed_without_raising(
     video = platform.catalog.get_video(good)
     assert video.status == VideoStatus.READY and video.media_info["transcode"]["driver"] == "test-batch"
     check_published_ladder(platform.objects, platform.settings.bucket_media, good, tmp_path / "ladder")
-    summary = batch.summarize(outcomes + [None])
-    assert summary["ready"] == [good] and list(summary["failed"]) == [corrupt] and summary["lost"] == 1
+    summary = batch.summarize_from_catalog(platform, [good, corrupt, "vnever-was"])
+    assert summary["ready"] == [good] and list(summary["failed"]) == [corrupt]
+    assert summary["unfinished"] == {"vnever-was": "deleted"} and summary["encoder_paths"][good]
     assert batch.pending_videos(platform, limit=10) == []
 
 

@@ -28,6 +28,7 @@ def airflow_settings(home: Path, **overrides) -> Settings:
         transcode_driver="airflow", transcode_preset="ultrafast", transcode_claim_ttl_ms=3000,
         transcode_retry_delay_s=2, transcode_batch_interval_min=1440, airflow_task_heartbeat_timeout_s=10,
         airflow_parallelism=4, airflow_dag_refresh_s=5, log_level="INFO",
+        maintenance_grace_s=0,  # the maintenance test's orphan is seconds old
     )
     return Settings(**{**values, **overrides})
 

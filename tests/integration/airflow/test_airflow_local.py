@@ -111,3 +111,28 @@ def test_a_wrong_password_is_refused_by_the_login(local_airflow):
     with pytest.raises(AirflowError, match="refused"):
         AirflowClient(f"http://127.0.0.1:{local_airflow.airflow_api_port}", local_airflow.airflow_admin_user,
                       "not-the-password").version()
+
+
+def test_the_maintenance_dag_lists_an_orphan_in_a_dry_run_and_removes_it_when_asked(local_airflow, platform_of):
+    import uuid
+
+    from reelhouse.ports import NoSuchKey
+
+    platform = platform_of(local_airflow)
+    bucket, key = local_airflow.bucket_media, f"videos/vgone{uuid.uuid4().hex[:9]}/hls/master.m3u8"
+    platform.objects.put(bucket, key, b"#EXTM3U\n")  # the ladder of a video the catalog does not have
+    airflow = AirflowClient.from_settings(local_airflow)
+
+    dry_run = airflow.trigger("maintenance")
+    assert airflow.wait_for_run("maintenance", dry_run, timeout_s=180)["state"] == "success"
+    report = airflow.task_result("maintenance", dry_run, "object_store_orphans")
+    assert report["dry_run"] is True and f"{bucket}/{key}" in report["objects"] and report["removed"] == 0
+    assert platform.objects.head(bucket, key).size == len(b"#EXTM3U\n")
+    assert isinstance(airflow.task_result("maintenance", dry_run, "report_dead_letters"), list)
+
+    removal = airflow.trigger("maintenance", conf={"remove_orphans": True})
+    assert airflow.wait_for_run("maintenance", removal, timeout_s=180)["state"] == "success"
+    report = airflow.task_result("maintenance", removal, "object_store_orphans")
+    assert report["dry_run"] is False and f"{bucket}/{key}" in report["objects"] and report["removed"] >= 1
+    with pytest.raises(NoSuchKey):
+        platform.objects.head(bucket, key)
