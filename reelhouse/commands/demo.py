@@ -123,12 +123,23 @@ def _wait_for_transcodes(console, platform, video_ids: list[str], timeout_s: flo
     """Follow the worker's progress (stage and percent, from the catalog) until every video is done."""
     from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 
+    from reelhouse.ops.airflow_server import SERVICE as AIRFLOW
     from reelhouse.ops.services import running_pid
     from reelhouse.ops.worker_service import SERVICE as WORKER
 
-    if running_pid(platform.settings, WORKER) is None:
+    driver = platform.settings.transcode_driver
+    if driver == "worker" and running_pid(platform.settings, WORKER) is None:
         console.print("[red]no transcode worker is running: start it with `make up` (or `reelhouse up worker`)[/]")
         sys.exit(1)
+    if driver == "airflow":
+        if running_pid(platform.settings, AIRFLOW) is None:
+            console.print("[red]transcodes are driven by Airflow (REELHOUSE_TRANSCODE_DRIVER=airflow), which is not "
+                          "running: start it with `make up` (or `make airflow`)[/]")
+            sys.exit(1)
+        from reelhouse.ops.airflow_client import AirflowClient
+
+        run_id = AirflowClient.from_settings(platform.settings).trigger("transcode_batch")
+        console.print(f"Airflow: transcode_batch run {run_id} triggered")
     done = {}
     with Progress(TextColumn("[bold]{task.description}"), BarColumn(), TextColumn("{task.fields[state]}"),
                   TimeElapsedColumn(), console=console) as bar:
@@ -157,18 +168,25 @@ def _print_ladders(console, settings, videos) -> None:
     from rich.table import Table
 
     table = Table(title="Transcoded", expand=False)
-    for column in ("video", "source", "renditions", "duration", "speed", "encoder", "status"):
+    for column in ("video", "source", "renditions", "duration", "speed", "encoder", "driver", "status"):
         table.add_column(column, no_wrap=True)
     for video in videos:
         info = (video.media_info or {}).get("transcode", {})
         ladder = " ".join(f"{min(r['width'], r['height'])}p" for r in video.renditions) or "-"
         table.add_row(video.id, f"{video.width}x{video.height}", ladder, f"{video.duration_s:.1f} s",
                       f"{info['speed']:.2f}x real time" if info.get("speed") else "-",
-                      info.get("encoder_path", "-"),
+                      info.get("encoder_path", "-"), (info.get("driver") or "-").split(":", 1)[0],
                       video.status.value + (f" ({video.reason})" if video.reason else ""))
     console.print(table)
     console.print("watch them (hls.js, quality menu, seek-bar previews):")
     for video in videos:
         if video.status.value == "ready":
             console.print(f"  {settings.cdn_url}/watch/{video.id}   {video.title}")
+    from reelhouse.ops.airflow_config import api_url, passwords_file
+    from reelhouse.ops.airflow_server import SERVICE as AIRFLOW
+    from reelhouse.ops.services import running_pid
+
+    if running_pid(settings, AIRFLOW) is not None:
+        console.print(f"Airflow UI: {api_url(settings)} (user {settings.airflow_admin_user}, password in "
+                      f"{passwords_file(settings)}); `reelhouse airflow trigger transcode_batch` runs a batch now")
     console.print("the services stay up until `make down`")
