@@ -56,6 +56,7 @@ def demo() -> None:
     from reelhouse.commands.upload import upload_with_progress
     from reelhouse.upload_client import ReelhouseUploader, UploadFailed, sha256_file
     from reelhouse.domain.jobs import TOPIC_TRANSCODE_JOBS
+    from reelhouse.domain.videos import Stage
     from reelhouse.services.errors import Unauthorized
 
     console = Console(width=None if sys.stdout.isatty() else 160)
@@ -107,9 +108,14 @@ def demo() -> None:
                       "yes" if identical else "[red]NO[/]",
                       f"{video.status.value}/{video.stage.value if video.stage else '-'}", media)
     console.print(table)
-    waiting = platform.bus.pending_count(TOPIC_TRANSCODE_JOBS, settings.transcode_group)
-    console.print(f"transcode jobs on the bus ({platform.bus.engine}, topic {TOPIC_TRANSCODE_JOBS}, group "
-                  f"{settings.transcode_group}): {waiting} not yet done")
+    if settings.transcode_driver == "airflow":
+        backlog = len(platform.catalog.videos_in_stage(Stage.QUEUED))
+        console.print(f"transcode backlog for Airflow's transcode_batch (catalog, {platform.catalog.engine}): "
+                      f"{backlog} queued")
+    else:
+        waiting = platform.bus.pending_count(TOPIC_TRANSCODE_JOBS, settings.transcode_group)
+        console.print(f"transcode jobs on the bus ({platform.bus.engine}, topic {TOPIC_TRANSCODE_JOBS}, group "
+                      f"{settings.transcode_group}): {waiting} not yet done")
     for video, stored, *_ in rows:
         console.print(f"  {video.id}: source {stored.bucket}/{stored.key}")
     videos = _wait_for_transcodes(console, platform, [row[0].id for row in rows])
