@@ -8,6 +8,8 @@ Schedule: every hour (``@hourly``), and on demand; no catch-up.
 - ``object_store_orphans``: objects and multipart uploads that belong to no video and no upload,
   older than an hour. A dry run unless the run's ``remove_orphans`` parameter is true.
 - ``purge_expired_state``: upload deadlines that lead nowhere, work folders of dead transcodes.
+- ``trim_bus_topics``: messages every consumer group has acknowledged are dropped from the bus
+  (Redis Streams; Kafka keeps its own retention).
 
 The tasks are independent: one failing does not stop the others.
 """
@@ -65,8 +67,17 @@ def maintenance():
         with opened_platform(Settings()) as platform:
             return tasks.purge_expired_upload_state(platform)
 
+    @task
+    def trim_bus_topics() -> dict:
+        from reelhouse.bootstrap import opened_platform
+        from reelhouse.services import maintenance as tasks
+
+        with opened_platform(Settings()) as platform:
+            return tasks.trim_bus_topics(platform)
+
     abort_abandoned_uploads()
     report_dead_letters()
+    trim_bus_topics()
     object_store_orphans()
     purge_expired_state()
 

@@ -249,6 +249,12 @@ class Bus(abc.ABC):
     def pending_count(self, topic: str, group: str) -> int:
         """Messages published but not yet acknowledged by the group (lag + in flight)."""
 
+    @abc.abstractmethod
+    def trim(self, topic: str) -> int:
+        """Drop the oldest messages of ``topic`` that every consumer group has acknowledged; returns
+        how many went. Never drops a message a group has yet to ack, nor anything of a topic that no
+        group reads. Engines that expire messages by their own retention (Kafka) drop nothing here."""
+
     def close(self) -> None:
         pass
 

@@ -262,6 +262,10 @@ class KafkaBus(Bus):
                 total += max(0, high - max(entry.offset, low) - done_above)
             return total
 
+    def trim(self, topic: str) -> int:
+        """Nothing: Kafka deletes old log segments by the topic's retention (``retention.ms``)."""
+        return 0
+
     def _inspector(self, group: str) -> Consumer:
         with self._lock:
             if group not in self._inspectors:

@@ -66,3 +66,14 @@ def purge_state() -> None:
     with opened_platform() as platform:
         purged = tasks.purge_expired_upload_state(platform)
     click.echo(f"purged {purged['upload_deadlines']} upload deadline(s), {purged['work_folders']} work folder(s)")
+
+
+@maintenance.command("trim-bus")
+def trim_bus() -> None:
+    """Drop bus messages every consumer group has acknowledged (Redis Streams; Kafka uses its retention)."""
+    from reelhouse.bootstrap import opened_platform
+    from reelhouse.services import maintenance as tasks
+
+    with opened_platform() as platform:
+        trimmed = tasks.trim_bus_topics(platform)
+    click.echo("trimmed " + ", ".join(f"{topic}: {count}" for topic, count in trimmed.items()))

@@ -5,7 +5,9 @@
 - object-store orphans: media and sources of videos the catalog no longer has, and multipart
   uploads no upload session knows; listed, and removed only when asked (dry run by default);
 - expired upload state: sweeper entries left without a session, work folders of transcodes
-  whose driver died.
+  whose driver died;
+- bus topics: messages every consumer group has acknowledged are dropped (Redis Streams would
+  otherwise grow without end; Kafka expires them by its own retention).
 
 Everything younger than ``maintenance_grace_s`` is left alone: it may belong to work in progress.
 """
@@ -20,7 +22,7 @@ from dataclasses import asdict, dataclass, field
 from typing import Optional
 
 from media_workers.transcode_job import CLAIM_KEY
-from reelhouse.domain.jobs import TOPIC_TRANSCODE_JOBS
+from reelhouse.domain.jobs import TOPIC_CDC_VIDEOS, TOPIC_TRANSCODE_JOBS, TOPIC_WATCH_EVENTS
 from reelhouse.services.upload_sessions import EXPIRY_KEY, REGISTRY_KEY, SESSION_KEY
 
 log = logging.getLogger("reelhouse.maintenance")
@@ -137,3 +139,12 @@ def purge_expired_upload_state(platform, now: Optional[float] = None) -> dict:
     log.info("maintenance: purged %d stale upload deadline(s), %d abandoned work folder(s)", registry_only,
              work_folders)
     return {"upload_deadlines": registry_only, "work_folders": work_folders}
+
+
+def trim_bus_topics(platform, topics: tuple[str, ...] = (TOPIC_TRANSCODE_JOBS, TOPIC_WATCH_EVENTS, TOPIC_CDC_VIDEOS)
+                    ) -> dict[str, int]:
+    """Per topic, how many acknowledged messages were dropped."""
+    trimmed = {topic: platform.bus.trim(topic) for topic in topics}
+    log.info("maintenance: bus %s trimmed: %s", platform.bus.engine,
+             ", ".join(f"{topic} {count}" for topic, count in trimmed.items()))
+    return trimmed

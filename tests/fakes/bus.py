@@ -74,19 +74,41 @@ class InMemoryBus(Bus):
     def subscribe(self, topic: str, group: str, consumer: str) -> "InMemorySubscription":
         with self.changed:
             self.log(topic)
-            self.groups.setdefault((topic, group), _Group([_ShardCursor() for _ in range(self.shards)]))
+            # A new group starts at the oldest message still kept, as a Redis group created at "0" does.
+            self.groups.setdefault((topic, group), _Group([_ShardCursor(next_offset=self.first_kept(topic, shard))
+                                                           for shard in range(self.shards)]))
         return InMemorySubscription(self, topic, group, consumer)
 
     def dead_letters(self, topic: str, limit: int = 100) -> list[Message]:
         with self.changed:
             return list(self.dead.get(topic, [])[:limit])
 
+    def trim(self, topic: str) -> int:
+        """Trimmed entries become None, so offsets (the message ids) stay what they were."""
+        removed = 0
+        with self.changed:
+            logs = self.logs.get(topic, [])
+            groups = [state for (name, _), state in self.groups.items() if name == topic]
+            if not groups:
+                return 0
+            for shard, entries in enumerate(logs):
+                floor = min(min(state.shards[shard].unacked, default=state.shards[shard].next_offset)
+                            for state in groups)
+                for offset in range(self.first_kept(topic, shard), floor):
+                    entries[offset] = None
+                    removed += 1
+        return removed
+
+    def first_kept(self, topic: str, shard: int) -> int:
+        entries = self.logs.get(topic, [[]] * self.shards)[shard]
+        return next((offset for offset, entry in enumerate(entries) if entry is not None), len(entries))
+
     def pending_count(self, topic: str, group: str) -> int:
         with self.changed:
             logs = self.logs.get(topic, [])
             state = self.groups.get((topic, group))
             if state is None:
-                return sum(len(entries) for entries in logs)
+                return sum(len(entries) - self.first_kept(topic, shard) for shard, entries in enumerate(logs))
             return sum(
                 len(cursor.unacked) + len(entries) - cursor.next_offset
                 for cursor, entries in zip(state.shards, logs)

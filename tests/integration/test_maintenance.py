@@ -76,3 +76,16 @@ def test_purge_drops_deadlines_that_lead_nowhere_and_unheld_work_folders(platfor
     purged = maintenance.purge_expired_upload_state(platform, now=LATER)
     assert purged == {"upload_deadlines": 1, "work_folders": 1}
     assert not folder.exists() and platform.redis.zcard(EXPIRY_KEY) == 0
+
+
+def test_acknowledged_jobs_are_trimmed_from_the_bus_and_unacknowledged_ones_kept(platform, client, creator, tmp_path):
+    clip = media.make_clip(tmp_path / "c.mp4", seconds=1)
+    first = media.tus_upload(client, creator["auth"], clip)
+    subscription = platform.bus.subscribe(TOPIC_TRANSCODE_JOBS, platform.settings.transcode_group, "w")
+    [message] = subscription.poll(max_messages=1, timeout_s=2)
+    subscription.ack(message)
+    second = media.tus_upload(client, creator["auth"], clip)  # queued, not yet taken
+    assert maintenance.trim_bus_topics(platform)[TOPIC_TRANSCODE_JOBS] == 1
+    [left] = subscription.poll(max_messages=1, timeout_s=2)
+    assert left.value["video_id"] == second != first
+    subscription.close()
