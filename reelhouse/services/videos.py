@@ -1,8 +1,6 @@
 """Reading videos: cache-aside over the catalog, with live upload progress."""
 from __future__ import annotations
 
-from typing import Optional
-
 from reelhouse.domain.videos import Video, VideoStatus
 from reelhouse.ports import Cache, Catalog
 from reelhouse.services.errors import NotFound

@@ -8,7 +8,6 @@ from __future__ import annotations
 import hashlib
 from pathlib import Path
 
-import pytest
 import requests
 
 from reelhouse.settings import MiB

@@ -4,8 +4,6 @@ from __future__ import annotations
 import base64
 import hashlib
 
-import pytest
-
 from reelhouse.settings import MiB
 
 TUS = {"Tus-Resumable": "1.0.0"}

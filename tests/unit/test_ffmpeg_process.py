@@ -18,7 +18,7 @@ class Clock:
 
 
 def progress_block(out_time_us, end=False):
-    return [f"frame=1\n", f"out_time_us={out_time_us}\n", f"out_time_ms={out_time_us}\n",
+    return ["frame=1\n", f"out_time_us={out_time_us}\n", f"out_time_ms={out_time_us}\n",
             f"progress={'end' if end else 'continue'}\n"]
 
 
