@@ -75,6 +75,32 @@ def kafka_server(tmp_path_factory):
     services.down(settings, ["kafka"], say=quiet)
 
 
+# ---------------------------------------------------------------------------- Apache Cassandra
+@pytest.fixture(scope="session")
+def cassandra_server(tmp_path_factory):
+    """A real Apache Cassandra 5.0 node, started once by the project's own service code
+    (reelhouse.ops.cassandra_server) on free loopback ports in a temporary home.
+
+    Yields the Settings that point at it. The first run resolves its jars with Maven.
+    """
+    from reelhouse.ops import services
+    from reelhouse.ops.service import ServiceError
+    from reelhouse.settings import Settings
+
+    settings = Settings(
+        stack="full", home=tmp_path_factory.mktemp("cassandra-home"), cassandra_keyspace="reelhouse_test",
+        cassandra_port=procs.free_port(), cassandra_storage_port=procs.free_port(),
+    )
+    quiet = lambda line: None  # noqa: E731 - the report goes nowhere in tests
+    try:
+        services.up(settings, ["cassandra"], say=quiet)
+    except ServiceError as exc:
+        services.down(settings, ["cassandra"], say=quiet)
+        pytest.fail(f"Apache Cassandra did not start: {exc}")
+    yield settings
+    services.down(settings, ["cassandra"], say=quiet)
+
+
 # ---------------------------------------------------------------------------- Node (JS clients, the browser)
 @pytest.fixture(scope="session")
 def node():

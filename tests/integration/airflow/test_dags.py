@@ -5,6 +5,8 @@ from __future__ import annotations
 import json
 import textwrap
 
+import pytest
+
 from reelhouse.domain.videos import VideoStatus
 from tests import media
 from tests.hls_checks import check_published_ladder
@@ -82,9 +84,22 @@ DAG_TEST = textwrap.dedent("""
 """)
 
 
+@pytest.fixture(params=["lite", pytest.param("full", marks=pytest.mark.full)])
+def stack_settings(request, airflow_base):
+    """The lite stack, or the full one: the catalog on Cassandra and the bus on Kafka (the nodes of the run)."""
+    if request.param == "lite":
+        return airflow_base
+    cassandra, kafka = request.getfixturevalue("cassandra_server"), request.getfixturevalue("kafka_server")
+    return airflow_base.model_copy(update={
+        "stack": "full", "cassandra_port": cassandra.cassandra_port, "cassandra_keyspace": "reelhouse_airflow",
+        "kafka_port": kafka.kafka_port, "kafka_controller_port": kafka.kafka_controller_port,
+    })
+
+
 def test_dag_test_of_transcode_batch_makes_a_valid_ladder_and_fails_only_the_corrupt_video(
-        airflow_base, platform_of, tmp_path):
-    platform = platform_of(airflow_base)
+        stack_settings, platform_of, tmp_path):
+    platform = platform_of(stack_settings)
+    assert platform.engines()["catalog"] == {"lite": "sqlite", "full": "cassandra"}[stack_settings.stack]
     client, creator = api_client(platform), None
     creator = new_creator(platform, "dagtest")
     good = media.tus_upload(client, creator["auth"], media.make_clip(tmp_path / "good.mp4", seconds=4, size="640x360"))
@@ -92,7 +107,7 @@ def test_dag_test_of_transcode_batch_makes_a_valid_ladder_and_fails_only_the_cor
                                media.make_corrupt_clip(tmp_path / "corrupt.mp4", seconds=5, size="426x240"))
     assert platform.catalog.get_video(corrupt).stage.value == "queued", "the corrupt file must probe as a video"
 
-    done = run_python(airflow_base, DAG_TEST)
+    done = run_python(stack_settings, DAG_TEST)
     assert done.returncode == 0, (done.stdout + done.stderr)[-4000:]
     result = json.loads(next(l for l in done.stdout.splitlines() if l.startswith("RESULT "))[len("RESULT "):])
     assert result["state"] == "success", result
