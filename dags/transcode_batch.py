@@ -65,7 +65,7 @@ def transcode_batch():
     def share(routes: dict[str, list[str]], queue: str) -> list[str]:
         return routes[queue]
 
-    @task(pool=POOL)
+    @task(pool=POOL, execution_timeout=timedelta(minutes=SETTINGS.transcode_task_timeout_min))
     def transcode(video_id: str, queue: str) -> dict:
         import socket
 

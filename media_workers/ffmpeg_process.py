@@ -110,11 +110,17 @@ def failure_from(returncode: int, stderr_lines: Sequence[str]) -> TranscodeError
     return PermanentTranscodeError(f"the video could not be transcoded: {detail}"[:REASON_MAX_CHARS])
 
 
+DEFAULT_STALL_TIMEOUT_S = 120.0
+
+
 def run_ffmpeg(argv: Sequence[str], *, duration_s: float, on_progress: Optional[ProgressCallback] = None,
-               min_interval_s: float = 0.5) -> None:
+               min_interval_s: float = 0.5, stall_timeout_s: float = DEFAULT_STALL_TIMEOUT_S) -> None:
     """Run ffmpeg to completion, reporting progress; raises a TranscodeError when it fails.
 
     If ``on_progress`` raises (a worker that lost its claim, say), ffmpeg is killed and the error propagates.
+    ffmpeg writes a ``-progress`` block every half second or so; one that writes nothing for
+    ``stall_timeout_s`` (a hung read from the store, a wedged GPU) is killed, and the failure is
+    transient: without this the driver's keep-alive would hold the video's claim for ever.
     """
     reporter = ProgressReporter(duration_s, on_progress, min_interval_s)
     try:
@@ -127,16 +133,34 @@ def run_ffmpeg(argv: Sequence[str], *, duration_s: float, on_progress: Optional[
     # pipe would stall ffmpeg while this thread waits on stdout.
     drain = threading.Thread(target=lambda: stderr_tail.extend(process.stderr), daemon=True)
     drain.start()
+    last_output = [time.monotonic()]
+    stalled = threading.Event()
+    finished = threading.Event()
+
+    def watch() -> None:
+        while not finished.wait(min(1.0, stall_timeout_s / 4)):
+            if time.monotonic() - last_output[0] > stall_timeout_s:
+                stalled.set()
+                process.kill()
+                return
+
+    watchdog = threading.Thread(target=watch, name="ffmpeg-stall-watchdog", daemon=True)
+    watchdog.start()
     try:
         for line in process.stdout:
+            last_output[0] = time.monotonic()
             reporter.feed(line)
         returncode = process.wait()
     finally:
+        finished.set()
         if process.poll() is None:
             process.kill()
             process.wait()
         drain.join(timeout=5)
         process.stdout.close()
         process.stderr.close()
+    if stalled.is_set():
+        raise TransientTranscodeError(f"ffmpeg wrote no progress for {stall_timeout_s:.0f} s and was stopped "
+                                      f"(at {reporter.percent:.0f} %)")
     if returncode != 0:
         raise failure_from(returncode, list(stderr_tail))

@@ -17,7 +17,7 @@ from typing import Optional
 
 from media_workers import encoders
 from media_workers.ffmpeg_command import CPU_X264, MEDIA_PLAYLIST, build_ladder_command
-from media_workers.ffmpeg_process import ProgressCallback, run_ffmpeg
+from media_workers.ffmpeg_process import DEFAULT_STALL_TIMEOUT_S, ProgressCallback, run_ffmpeg
 from media_workers.hls import (PlaylistError, Variant, average_bandwidth, peak_bandwidth, read_media_playlist,
                                write_master_playlist)
 from media_workers.ladder import MAX_FRAME_RATE, PlannedRendition, output_frame_rate, plan_ladder
@@ -76,13 +76,14 @@ def transcode_ladder(
     encoder_path: Optional[str] = None,
     threads: Optional[int] = None,
     preset: str = "veryfast",
+    stall_timeout_s: float = DEFAULT_STALL_TIMEOUT_S,
 ) -> LadderResult:
     """Transcode ``source`` (a path or URL ffmpeg reads) into ``out_dir/hls``; ``media`` is its probe.
 
     ``encoder_path`` forces one of ffmpeg_command.ENCODER_PATHS; by default trial runs pick the best this
     machine has. If a detected GPU path fails on a source the CPU path is tried before giving up on it, since
     NVDEC rejects some streams (4:2:2, 10-bit H.264) that libx264's path decodes fine.
-    ``preset`` is libx264's speed/quality trade-off. ``on_progress`` gets percentages that only rise (a CPU
+    ``preset`` is libx264's speed/quality trade-off; ffmpeg silent for ``stall_timeout_s`` is stopped (transient). ``on_progress`` gets percentages that only rise (a CPU
     retry continues from where the GPU attempt stopped reporting) and a last 100 once the master is written.
     Raises PermanentTranscodeError (the source is at fault) or TransientTranscodeError (retry later).
     """
@@ -91,13 +92,15 @@ def transcode_ladder(
     notes: list[str] = []
     on_progress = _only_rising(on_progress)
     try:
-        result = _transcode_with(chosen, source, Path(out_dir), media, ffmpeg_bin, on_progress, threads, preset)
+        result = _transcode_with(chosen, source, Path(out_dir), media, ffmpeg_bin, on_progress, threads, preset,
+                                 stall_timeout_s)
     except PermanentTranscodeError as gpu_failure:
         if encoder_path or chosen == CPU_X264:
             raise
         log.warning("%s failed on %s (%s); trying %s", chosen, source, gpu_failure.reason, CPU_X264)
         notes.append(f"{chosen} failed ({gpu_failure.reason}); transcoded with {CPU_X264}")
-        result = _transcode_with(CPU_X264, source, Path(out_dir), media, ffmpeg_bin, on_progress, threads, preset)
+        result = _transcode_with(CPU_X264, source, Path(out_dir), media, ffmpeg_bin, on_progress, threads, preset,
+                                 stall_timeout_s)
     elapsed = time.monotonic() - started
     result.elapsed_s = round(elapsed, 3)
     result.speed = round(media.duration_s / elapsed, 3) if elapsed > 0 else 0.0
@@ -120,7 +123,8 @@ def _only_rising(on_progress: Optional[ProgressCallback]) -> Optional[ProgressCa
 
 
 def _transcode_with(encoder_path: str, source: str, out_dir: Path, media: MediaInfo, ffmpeg_bin: str,
-                    on_progress: Optional[ProgressCallback], threads: Optional[int], preset: str) -> LadderResult:
+                    on_progress: Optional[ProgressCallback], threads: Optional[int], preset: str,
+                    stall_timeout_s: float) -> LadderResult:
     plan = plan_ladder(media.width, media.height, media.frame_rate)
     hls_dir = out_dir / "hls"
     frame_rate = output_frame_rate(media.frame_rate)
@@ -132,7 +136,7 @@ def _transcode_with(encoder_path: str, source: str, out_dir: Path, media: MediaI
     log.info("transcoding %s into %d renditions with %s", source, len(plan), encoder_path)
     try:
         _prepare_empty_ladder(hls_dir, plan)
-        run_ffmpeg(command, duration_s=media.duration_s, on_progress=on_progress)
+        run_ffmpeg(command, duration_s=media.duration_s, on_progress=on_progress, stall_timeout_s=stall_timeout_s)
         renditions = [_measure(hls_dir, rendition, frame_rate) for rendition in plan]
         _check_complete(renditions, media)
         write_master_playlist(hls_dir / MASTER_PLAYLIST, [_variant(r) for r in renditions])

@@ -138,7 +138,8 @@ def run_transcode_job(platform, video_id: str, *, holder: str,
         try:
             result = transcode_ladder(source, work, media=media, ffmpeg_bin=settings.ffmpeg_bin,
                                       on_progress=_progress_reporter(platform, video_id),
-                                      preset=settings.transcode_preset)
+                                      preset=settings.transcode_preset,
+                                      stall_timeout_s=settings.ffmpeg_stall_timeout_s)
         except PermanentTranscodeError as exc:
             catalog.compare_and_set_status(video_id, VideoStatus.PROCESSING, Stage.TRANSCODING,
                                            VideoStatus.FAILED, None, reason=f"transcode failed: {exc.reason}")

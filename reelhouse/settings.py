@@ -122,6 +122,9 @@ class Settings(BaseSettings):
     # Maintenance leaves younger objects, uploads and work folders alone: they may belong to work in progress.
     maintenance_grace_s: float = 3600.0  # a GPU-queue worker seen this recently takes the batch
 
+    ffmpeg_stall_timeout_s: float = 120.0  # ffmpeg that writes no progress for this long is stopped (transient)
+    # Airflow fails a transcode task that runs longer than this (the stall watchdog should come first).
+    transcode_task_timeout_min: int = 360
     ffprobe_bin: str = "ffprobe"
     ffmpeg_bin: str = "ffmpeg"
     log_level: str = "INFO"

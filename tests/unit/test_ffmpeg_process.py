@@ -125,3 +125,25 @@ def test_a_failing_progress_callback_stops_ffmpeg(tmp_path):
     assert time.monotonic() - started < 10
     with pytest.raises(ProcessLookupError):
         os.kill(int(pid_file.read_text()), 0)
+
+
+def test_an_ffmpeg_that_stops_writing_progress_is_stopped_as_transient(tmp_path):
+    pid_file = tmp_path / "pid"
+    ffmpeg = fake_ffmpeg(tmp_path, f"echo $$ > {pid_file}; printf 'out_time_us=2000000\\nprogress=continue\\n'; "
+                                   "exec sleep 60")
+    started = time.monotonic()
+    with pytest.raises(TransientTranscodeError, match="no progress for 1 s") as info:
+        run_ffmpeg([ffmpeg], duration_s=8.0, stall_timeout_s=1.0)
+    assert time.monotonic() - started < 10
+    assert "25 %" in info.value.reason
+    pid = int(pid_file.read_text())
+    with pytest.raises(ProcessLookupError):
+        os.kill(pid, 0)
+
+
+def test_a_slow_ffmpeg_that_keeps_writing_progress_is_left_alone(tmp_path):
+    ffmpeg = fake_ffmpeg(tmp_path, "for i in 1 2 3 4; do printf 'out_time_us='$i'000000\\nprogress=continue\\n'; "
+                                   "sleep 0.5; done; printf 'progress=end\\n'")
+    seen = []
+    run_ffmpeg([ffmpeg], duration_s=8.0, on_progress=seen.append, min_interval_s=0, stall_timeout_s=1.5)
+    assert seen[-1] == 50.0
