@@ -32,12 +32,16 @@ DAMAGED_INPUT_EXIT_STATUS = 69
 
 
 def scale_to_short_side(filter_name: str, short_side: int, *extra: str) -> str:
-    """A scale filter that makes the frame's short side ``short_side`` and keeps its aspect (long side even).
+    """A scale filter that makes the picture's short side ``short_side`` and keeps its DISPLAYED aspect
+    (``dar``: the frame's aspect times its pixels' aspect), long side even: followed by ``setsar=1``,
+    an anamorphic source (720x480 at 32:27) comes out 854x480 in square pixels, not squeezed.
 
     The orientation is decided on the decoded frame, not on the probed size, so a phone clip stored
     landscape with a rotation flag (which ffmpeg turns upright before filtering) stays portrait.
     """
-    options = [f"w='if(gte(iw,ih),-2,{short_side})'", f"h='if(gte(iw,ih),{short_side},-2)'", *extra]
+    long_side = f"2*trunc({short_side}*max(dar,1/dar)/2+0.5)"
+    options = [f"w='if(gte(dar,1),{long_side},{short_side})'", f"h='if(gte(dar,1),{short_side},{long_side})'",
+               *extra]
     return f"{filter_name}=" + ":".join(options)
 
 

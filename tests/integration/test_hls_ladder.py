@@ -245,3 +245,21 @@ def test_a_tiny_high_frame_rate_source_gets_one_rendition_at_its_size_capped_at_
     playlist = hls_checks.read_media(ladder.hls / entry.uri)
     [video] = hls_checks.streams(hls_checks.joined(playlist, tmp_path / "whole.mp4"))
     assert video["r_frame_rate"] == "60/1" and (video["width"], video["height"]) == (160, 120)
+
+
+def test_an_anamorphic_source_comes_out_in_square_pixels_at_its_displayed_aspect(tmp_path):
+    # NTSC widescreen DV: 720x480 stored, pixels 32:27 wide, shown 16:9. Squeezed to 720x480 square
+    # pixels it would play 1.5:1, everyone a little too thin.
+    clip = tmp_path / "dv.mp4"
+    subprocess.run(["ffmpeg", "-v", "error", "-f", "lavfi", "-i", "testsrc2=size=720x480:rate=25:duration=4",
+                    "-vf", "setsar=32/27", "-c:v", "libx264", "-preset", "ultrafast", "-pix_fmt", "yuv420p",
+                    str(clip)], check=True)
+    ladder = transcode(clip, tmp_path / "out")
+    assert (ladder.media.width, ladder.media.height) == (854, 480)
+    shown = {entry.uri.split("/")[0]: entry.resolution for entry in ladder.master().variants}
+    assert shown == {"480p": (854, 480), "360p": (640, 360), "240p": (426, 240), "144p": (256, 144)}
+    for name, playlist in ladder.playlists().items():
+        [video] = [s for s in hls_checks.streams(hls_checks.joined(playlist, tmp_path / f"{name}.mp4"))
+                   if s["codec_type"] == "video"]
+        assert (video["width"], video["height"]) == shown[name]
+        assert video.get("sample_aspect_ratio", "1:1") in ("1:1", "0:1"), video  # square pixels

@@ -16,7 +16,7 @@ def attempts(monkeypatch):
     tried, failures = [], {}
     reports = {NVDEC_X264: [20.0, 50.0], CPU_X264: [10.0, 40.0, 60.0, 99.0]}
 
-    def attempt(path, source, out_dir, media, ffmpeg_bin, on_progress, threads, preset):
+    def attempt(path, source, out_dir, media, ffmpeg_bin, on_progress, threads, preset, stall_timeout_s):
         tried.append(path)
         for percent in reports[path]:
             if on_progress:
