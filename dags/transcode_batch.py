@@ -25,7 +25,7 @@ from airflow.sdk import Asset, dag, get_current_context, task
 from reelhouse.settings import Settings
 
 SETTINGS = Settings()  # environment variables only: no I/O at import time
-VIDEOS_READY = Asset("reelhouse://catalog/videos/ready")
+VIDEOS_READY = Asset(name="videos_ready", uri="reelhouse://catalog/videos/ready")
 POOL = "transcode_workers"
 
 

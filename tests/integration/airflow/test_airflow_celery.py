@@ -56,5 +56,8 @@ def test_a_batch_goes_to_the_gpu_queue_worker_while_it_is_alive(celery_airflow, 
         assert transcode["driver"].endswith("/gpu"), transcode  # ran in the gpu-queue Celery worker
         assert transcode["encoder_path"] == gpu_workers[0]["encoder_path"]  # what that worker detected
         check_published_ladder(platform.objects, settings.bucket_media, video_id, tmp_path / video_id)
+    events = airflow.call("GET", "/assets/events", params={"source_dag_id": "transcode_batch",
+                                                            "source_run_id": run_id})["asset_events"]
+    assert [(e["name"], e["source_task_id"]) for e in events] == [("videos_ready", "summarize")], events
     gpu_log = component_log(settings, "celery-gpu").read_text(errors="replace")
     assert "transcode_on_gpu" in gpu_log or run_id in gpu_log
