@@ -57,7 +57,7 @@ def whole_stack(home: Path) -> Iterator[Settings]:
     """redis, API, nginx and a worker, as `reelhouse up` starts them; `down` by their PID files at the end."""
     nginx_port = procs.free_port()
     settings = Settings(home=home, redis_port=procs.free_port(), api_port=procs.free_port(), nginx_port=nginx_port,
-                        public_url=f"http://127.0.0.1:{nginx_port}")
+                        public_url=f"http://127.0.0.1:{nginx_port}", airflow_enabled=False)
     try:
         services.up(settings, say=lambda line: print(f"  {line}", flush=True))
         yield settings

@@ -85,11 +85,27 @@
     loadSprites(view.sprite_vtt_url)
   }
 
+  // The first fragment comes from the rendition that fits the player (in device pixels), not from
+  // hls.js's bandwidth probe, which loads the lowest rendition's playlist and a segment it never
+  // shows before switching up (100-250 ms before the first frame, measured). ABR decides after that.
+  function levelForPlayer(levels) {
+    const wanted = Math.max(video.clientHeight || 0, 144) * (window.devicePixelRatio || 1)
+    let chosen = -1
+    levels.forEach((level, index) => {
+      const fits = Math.min(level.height, level.width) <= wanted
+      if (fits && (chosen === -1 || level.bitrate > levels[chosen].bitrate)) chosen = index
+    })
+    if (chosen !== -1) return chosen
+    return levels.reduce((low, level, index) => (level.bitrate < levels[low].bitrate ? index : low), 0)
+  }
+
   function attachHls(url) {
     const Hls = window.Hls
-    const hls = new Hls({ startLevel: -1 })
+    const hls = new Hls({ autoStartLoad: false, testBandwidth: false })
     window.hls = hls
     hls.on(Hls.Events.MANIFEST_PARSED, () => {
+      hls.startLevel = levelForPlayer(hls.levels)
+      hls.startLoad()
       buildQualityMenu(hls.levels)
       autoplay()
     })
