@@ -98,7 +98,8 @@ class Settings(BaseSettings):
     # A task whose process stops heart-beating for this long is failed, and retried if it has retries
     # left. Production sets minutes; short here so a killed task is retried within a minute.
     airflow_task_heartbeat_timeout_s: int = 30
-    airflow_dag_refresh_s: int = 15  # how often the DAG processor looks for new DAG files
+    airflow_dag_refresh_s: int = 15
+    airflow_scheduler_idle_sleep_s: float = 1.0  # the scheduler's pause between loops that found nothing to do  # how often the DAG processor looks for new DAG files
     postgres_host: str = "127.0.0.1"
     postgres_port: int = 5499
     airflow_db_name: str = "airflow"

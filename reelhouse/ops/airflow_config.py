@@ -92,6 +92,7 @@ def environment(settings: Settings) -> dict[str, str]:
         "AIRFLOW__API_AUTH__JWT_SECRET": keys["jwt_secret"],
         "AIRFLOW__LOGGING__BASE_LOG_FOLDER": str(log_file(settings, NAME).parent / "airflow-tasks"),
         "AIRFLOW__LOGGING__LOGGING_LEVEL": settings.log_level,
+        "AIRFLOW__SCHEDULER__SCHEDULER_IDLE_SLEEP_TIME": str(settings.airflow_scheduler_idle_sleep_s),
         "AIRFLOW__DAG_PROCESSOR__REFRESH_INTERVAL": str(settings.airflow_dag_refresh_s),
         "AIRFLOW__DAG_PROCESSOR__MIN_FILE_PROCESS_INTERVAL": str(settings.airflow_dag_refresh_s),
         # How fast a task whose process died is noticed: its heartbeat stops, and after the
