@@ -57,22 +57,14 @@ def kafka_server(tmp_path_factory):
 
     Yields the Settings that point at it. The first run resolves its jars with Maven.
     """
-    from reelhouse.ops import services
-    from reelhouse.ops.service import ServiceError
     from reelhouse.settings import Settings
 
     settings = Settings(
         stack="full", catalog_engine="sqlite", home=tmp_path_factory.mktemp("kafka-home"),
         kafka_port=procs.free_port(), kafka_controller_port=procs.free_port(), kafka_heap_mb=512,
     )
-    quiet = lambda line: None  # noqa: E731 - the report goes nowhere in tests
-    try:
-        services.up(settings, ["kafka"], say=quiet)
-    except ServiceError as exc:
-        services.down(settings, ["kafka"], say=quiet)
-        pytest.fail(f"Apache Kafka did not start: {exc}")
-    yield settings
-    services.down(settings, ["kafka"], say=quiet)
+    with procs.project_services(settings, ["kafka"], "Apache Kafka"):
+        yield settings
 
 
 # ---------------------------------------------------------------------------- Apache Cassandra
@@ -83,22 +75,14 @@ def cassandra_server(tmp_path_factory):
 
     Yields the Settings that point at it. The first run resolves its jars with Maven.
     """
-    from reelhouse.ops import services
-    from reelhouse.ops.service import ServiceError
     from reelhouse.settings import Settings
 
     settings = Settings(
         stack="full", home=tmp_path_factory.mktemp("cassandra-home"), cassandra_keyspace="reelhouse_test",
         cassandra_port=procs.free_port(), cassandra_storage_port=procs.free_port(),
     )
-    quiet = lambda line: None  # noqa: E731 - the report goes nowhere in tests
-    try:
-        services.up(settings, ["cassandra"], say=quiet)
-    except ServiceError as exc:
-        services.down(settings, ["cassandra"], say=quiet)
-        pytest.fail(f"Apache Cassandra did not start: {exc}")
-    yield settings
-    services.down(settings, ["cassandra"], say=quiet)
+    with procs.project_services(settings, ["cassandra"], "Apache Cassandra"):
+        yield settings
 
 
 # ---------------------------------------------------------------------------- Node (JS clients, the browser)

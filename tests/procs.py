@@ -6,8 +6,9 @@ import signal
 import socket
 import subprocess
 import time
+from contextlib import contextmanager
 from pathlib import Path
-from typing import Callable, Optional
+from typing import Callable, Iterator, Optional
 
 
 def free_port() -> int:
@@ -67,3 +68,24 @@ def start_redis(data_dir: Path, port: Optional[int] = None, appendonly: bool = F
     proc = start(cmd, data_dir / "redis.log")
     wait_until(lambda: port_open(port), 10, f"redis on port {port}")
     return proc, port
+
+
+@contextmanager
+def project_services(settings, names: list[str], what: str) -> Iterator[None]:
+    """Services started by the project's own supervisor code (``reelhouse.ops.services``), as
+    ``reelhouse up`` starts them, and stopped by it afterwards; one that cannot start fails the test."""
+    import pytest
+
+    from reelhouse.ops import services
+    from reelhouse.ops.service import ServiceError
+
+    quiet = lambda line: None  # noqa: E731 - the report goes nowhere in tests
+    try:
+        services.up(settings, names, say=quiet)
+    except ServiceError as exc:
+        services.down(settings, names, say=quiet)
+        pytest.fail(f"{what} did not start: {exc}")
+    try:
+        yield
+    finally:
+        services.down(settings, names, say=quiet)

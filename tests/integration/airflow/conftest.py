@@ -33,17 +33,6 @@ def airflow_settings(home: Path, **overrides) -> Settings:
     return Settings(**{**values, **overrides})
 
 
-def start_services(settings: Settings, names: list[str]) -> None:
-    from reelhouse.ops import services
-    from reelhouse.ops.service import ServiceError
-
-    try:
-        services.up(settings, names, say=QUIET)
-    except ServiceError as exc:
-        services.down(settings, names, say=QUIET)
-        pytest.fail(f"could not start {', '.join(names)}: {exc}")
-
-
 def stop_services(settings: Settings, names: list[str]) -> None:
     from reelhouse.ops import services
 
@@ -52,14 +41,17 @@ def stop_services(settings: Settings, names: list[str]) -> None:
 
 @pytest.fixture(scope="session")
 def airflow_base(tmp_path_factory):
-    """Redis and PostgreSQL with Airflow's metadata database migrated; Airflow itself not running."""
+    """Redis and PostgreSQL with Airflow's metadata database migrated; Airflow itself not running
+    (each module starts it as it needs it)."""
     from reelhouse.ops import airflow_server
 
     settings = airflow_settings(tmp_path_factory.mktemp("airflow-home"))
-    start_services(settings, ["redis", "postgres"])
-    airflow_server.prepare_metadata(settings)
-    yield settings
-    stop_services(settings, ["airflow", "postgres", "redis"])
+    with procs.project_services(settings, ["redis", "postgres"], "Redis and PostgreSQL"):
+        try:
+            airflow_server.prepare_metadata(settings)
+            yield settings
+        finally:
+            stop_services(settings, ["airflow"])  # if a module left it running
 
 
 def airflow_env(settings: Settings) -> dict[str, str]:

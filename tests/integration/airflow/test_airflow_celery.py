@@ -12,16 +12,15 @@ from reelhouse.ops.airflow_client import AirflowClient
 from reelhouse.ops.airflow_server import component_log
 from tests import media, procs
 from tests.hls_checks import check_published_ladder
-from tests.integration.airflow.conftest import api_client, new_creator, start_services, stop_services
+from tests.integration.airflow.conftest import api_client, new_creator, stop_services
 
 
 @pytest.fixture(scope="module")
 def celery_airflow(airflow_base):
     settings = airflow_base.model_copy(update={"airflow_executor": "CeleryExecutor"})
     stop_services(settings, ["airflow"])  # another module's LocalExecutor set-up, if still up
-    start_services(settings, ["airflow"])
-    yield settings
-    stop_services(settings, ["airflow"])
+    with procs.project_services(settings, ["airflow"], "Airflow (CeleryExecutor)"):
+        yield settings
 
 
 def test_a_batch_goes_to_the_gpu_queue_worker_while_it_is_alive(celery_airflow, platform_of, tmp_path):

@@ -13,14 +13,13 @@ from reelhouse.domain.videos import Stage, VideoStatus
 from reelhouse.ops.airflow_client import AirflowClient
 from tests import media, procs
 from tests.hls_checks import check_published_ladder
-from tests.integration.airflow.conftest import api_client, new_creator, start_services, stop_services
+from tests.integration.airflow.conftest import api_client, new_creator
 
 
 @pytest.fixture(scope="module")
 def local_airflow(airflow_base):
-    start_services(airflow_base, ["airflow"])
-    yield airflow_base
-    stop_services(airflow_base, ["airflow"])
+    with procs.project_services(airflow_base, ["airflow"], "Airflow (LocalExecutor)"):
+        yield airflow_base
 
 
 def mapped_transcode(client: AirflowClient, run_id: str) -> dict:
