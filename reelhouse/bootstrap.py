@@ -6,6 +6,7 @@ nothing else chooses an engine.
 from __future__ import annotations
 
 import logging
+import threading
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Iterator, Optional
@@ -31,6 +32,7 @@ class Platform:
     bus: Bus
     cache: Cache
     _services: dict = field(default_factory=dict)
+    closed: threading.Event = field(default_factory=threading.Event)  # set by close(): background loops end
 
     def engines(self) -> dict[str, str]:
         return {
@@ -68,6 +70,7 @@ class Platform:
         return self._services["creators"]
 
     def close(self) -> None:
+        self.closed.set()
         self.bus.close()
         self.catalog.close()
         self.redis.close()

@@ -78,8 +78,7 @@ def _start_upload_sweeper(platform: Platform) -> None:
     interval = max(5, min(60, platform.settings.upload_ttl_s // 4))
 
     def loop():
-        while True:
-            time.sleep(interval)
+        while not platform.closed.wait(interval):  # ends with its platform (tests build many)
             try:
                 if platform.redis.set("uploads:sweep-lock", "1", nx=True, ex=interval):
                     platform.uploads.sweep_expired()
