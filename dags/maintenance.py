@@ -8,8 +8,8 @@ Schedule: every hour (``@hourly``), and on demand; no catch-up.
 - ``object_store_orphans``: objects and multipart uploads that belong to no video and no upload,
   older than an hour. A dry run unless the run's ``remove_orphans`` parameter is true.
 - ``purge_expired_state``: upload deadlines that lead nowhere, work folders of dead transcodes.
-- ``trim_bus_topics``: messages every consumer group has acknowledged are dropped from the bus
-  (Redis Streams; Kafka keeps its own retention).
+- ``trim_bus_topics``: on topics read only by consumer groups (transcode jobs), messages every group
+  has acknowledged are dropped from the bus (Redis Streams; Kafka keeps its own retention).
 
 The tasks are independent: one failing does not stop the others.
 """

@@ -7,6 +7,8 @@ from dataclasses import asdict, dataclass
 from fractions import Fraction
 from typing import Optional
 
+from media_workers.ladder import even
+
 # Demuxers that only ever hold still images.
 IMAGE_FORMATS = {"image2", "png_pipe", "jpeg_pipe", "bmp_pipe", "gif", "webp_pipe", "tiff_pipe", "svg_pipe",
                  "apng", "ico", "pgm_pipe", "ppm_pipe", "qoi_pipe"}
@@ -51,10 +53,6 @@ def _rate(text: Optional[str]) -> float:
         return 0.0
 
 
-def _even(value: float) -> int:
-    return max(2, int(value / 2 + 0.5) * 2)
-
-
 def _rotation(stream: dict) -> int:
     """Clockwise degrees that turn the stored frame upright, from the display matrix or an old rotate tag."""
     for side_data in stream.get("side_data_list") or []:
@@ -77,9 +75,9 @@ def _sample_aspect(stream: dict) -> Fraction:
 def displayed_size(width: int, height: int, sample_aspect: Fraction, rotation: int) -> tuple[int, int]:
     """The picture as shown: square pixels (the long way stretched, as players do), then turned upright."""
     if sample_aspect > 1:
-        width = _even(width * sample_aspect)
+        width = even(width * sample_aspect)
     elif sample_aspect < 1:
-        height = _even(height / sample_aspect)
+        height = even(height / sample_aspect)
     if rotation in (90, 270):
         width, height = height, width
     return width, height

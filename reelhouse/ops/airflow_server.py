@@ -100,7 +100,10 @@ def set_pools(settings: Settings) -> None:
 
 
 def prepare_metadata(settings: Settings, say=log.info) -> None:
+    from reelhouse.ops import postgres_server
+
     config.home(settings).mkdir(parents=True, exist_ok=True)
+    postgres_server.ensure_database(settings)
     migrate_if_needed(settings, say)
     set_pools(settings)
 
@@ -211,7 +214,7 @@ def is_ready(settings: Settings) -> bool:
 
         client = redis.Redis(host=settings.redis_host, port=settings.redis_port, db=settings.redis_db)
         try:
-            return all(live_queue_workers(client, queue, 15.0) for queue in ("default", "gpu"))
+            return all(live_queue_workers(client, queue, settings.gpu_heartbeat_fresh_s) for queue in ("default", "gpu"))
         finally:
             client.close()
     return True

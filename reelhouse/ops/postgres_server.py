@@ -5,13 +5,14 @@ under ``<home>/postgres/data``: loopback only, its socket in the same folder, tr
 authentication for local connections (nothing else can reach it). PostgreSQL refuses to run as
 root, so under root the cluster belongs to the ``postgres`` system user (made by Debian's
 package) and the server runs as that user through ``setpriv``, which execs: the PID we track is
-the postmaster's own. The database and role named in the settings are made once, idempotently.
+the postmaster's own. The database and role named in the settings are made by Airflow's set-up, idempotently.
 """
 from __future__ import annotations
 
 import glob
 import os
 import pwd
+import re
 import stat
 import subprocess
 from pathlib import Path
@@ -22,6 +23,7 @@ from reelhouse.settings import Settings
 
 NAME = "postgres"
 SYSTEM_USER = "postgres"
+_IDENTIFIER = re.compile(r"^[a-z_][a-z0-9_]{0,62}$")
 
 
 def binaries() -> Path:
@@ -100,8 +102,15 @@ def _psql(settings: Settings, sql: str, database: str = "postgres") -> str:
 
 
 def ensure_database(settings: Settings) -> None:
-    """The role and database Airflow uses: made once, idempotently."""
+    """The role and database Airflow uses: made once, idempotently (Airflow's set-up calls this,
+    not the readiness probe: `reelhouse status` must not write)."""
     user, database = settings.airflow_db_user, settings.airflow_db_name
+    for what, value in (("user", user), ("database", database)):
+        if not _IDENTIFIER.match(value):
+            raise ServiceError(f"the Airflow {what} name {value!r} is not a plain SQL name (letters, digits, _): "
+                               f"change REELHOUSE_AIRFLOW_DB_{what.upper() if what == 'user' else 'NAME'}")
+    if "'" in settings.airflow_db_password:
+        raise ServiceError("REELHOUSE_AIRFLOW_DB_PASSWORD must not contain a quote (')")
     if _psql(settings, f"SELECT 1 FROM pg_roles WHERE rolname = '{user}'") != "1":
         _psql(settings, f"CREATE ROLE {user} LOGIN PASSWORD '{settings.airflow_db_password}'")
     if _psql(settings, f"SELECT 1 FROM pg_database WHERE datname = '{database}'") != "1":
@@ -113,10 +122,7 @@ def is_ready(settings: Settings) -> bool:
         [str(binaries() / "pg_isready"), "-h", settings.postgres_host, "-p", str(settings.postgres_port), "-q"],
         timeout=5,
     )
-    if done.returncode != 0:
-        return False
-    ensure_database(settings)
-    return True
+    return done.returncode == 0
 
 
 def version(settings: Settings) -> Optional[str]:

@@ -38,3 +38,18 @@ def test_secrets_are_made_once_per_home_and_kept_private(tmp_path):
     assert other["AIRFLOW__API_AUTH__JWT_SECRET"] != first["AIRFLOW__API_AUTH__JWT_SECRET"]
     mode = stat.S_IMODE((airflow_config.home(Settings(home=tmp_path)) / "secrets.json").stat().st_mode)
     assert mode == 0o600
+
+
+def test_a_database_or_user_name_that_is_not_a_plain_sql_name_is_refused_before_any_sql(tmp_path):
+    import pytest
+
+    from reelhouse.ops import postgres_server
+    from reelhouse.ops.service import ServiceError
+
+    # No server runs here: the names are refused before psql is ever called.
+    with pytest.raises(ServiceError, match="AIRFLOW_DB_NAME"):
+        postgres_server.ensure_database(Settings(home=tmp_path, airflow_db_name="airflow; DROP TABLE x"))
+    with pytest.raises(ServiceError, match="AIRFLOW_DB_USER"):
+        postgres_server.ensure_database(Settings(home=tmp_path, airflow_db_user="Robert'"))
+    with pytest.raises(ServiceError, match="quote"):
+        postgres_server.ensure_database(Settings(home=tmp_path, airflow_db_password="it's"))
