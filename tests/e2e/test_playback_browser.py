@@ -95,6 +95,13 @@ def test_an_uploaded_video_is_transcoded_and_plays_in_chromium_through_nginx(
     # Every rendition of the master reaches the player.
     assert sorted(level["height"] for level in played["levels"]) == heights, summary
     assert played["firstFrameMs"] < FIRST_FRAME_LIMIT_MS, summary
+    # Playback starts at the rendition that fits the player, with no detour through the lowest one
+    # (hls.js's bandwidth probe): the tallest rendition whose short side fits the player's height.
+    levels = {level["index"]: level for level in played["levels"]}
+    fitting = [i for i, level in levels.items()
+               if min(level["width"], level["height"]) <= max(played["playerPixels"], 144)]
+    expected = max(fitting, key=lambda i: levels[i]["bitrate"]) if fitting else None
+    assert played["firstFrag"] and played["firstFrag"]["level"] == expected, summary
     assert played["advanced"]["to"] - played["advanced"]["from"] > 0.5, f"time stood still: {summary}"
     # The lowest quality chosen in the menu is switched to, fetched and shown, and keeps playing.
     lowest = played["lowest"]

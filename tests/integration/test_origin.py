@@ -279,6 +279,10 @@ def test_the_watch_page_names_the_video_and_loads_hls_js_from_this_server(client
     assert hls_js.status_code == 200 and hls_js.mimetype == "text/javascript"
     assert b"hls.js" in hls_js.data[:2000] or len(hls_js.data) > 100_000
     assert client.get("/static/watch.js").status_code == 200
+    # the master playlist is fetched while the scripts load, in the CORS mode hls.js will ask in
+    playback_url = client.get(f"/videos/{ready.id}").json["playback_url"]
+    preload = re.search(r'<link rel="preload" href="([^"]+)" as="fetch" crossorigin>', html)
+    assert preload and preload.group(1) == playback_url
 
 
 def test_the_watch_page_of_a_video_still_processing_carries_its_status_for_the_script(client, platform, creator):
@@ -295,6 +299,7 @@ def test_the_watch_page_of_a_video_still_processing_carries_its_status_for_the_s
     embedded = re.search(r'<script type="application/json" id="video-view">(.*?)</script>', html, re.S).group(1)
     assert json.loads(embedded)["status"] == "processing" and json.loads(embedded)["playback_url"] is None
     assert "poster=" not in html
+    assert 'rel="preload"' not in html  # nothing to preload yet
 
 
 def test_the_watch_page_of_an_unknown_video_is_a_404_page(client):

@@ -15,6 +15,8 @@
 //   heightAfterSwitch the decoded video's height once the lowest level plays
 //   advancedAfterSwitch {from, to}: currentTime over 1 s after the switch
 //   errors            hls.js ERROR events [{type, details, fatal}]
+//   firstFrag         {level, sn}: the first fragment loaded (the start rendition)
+//   playerPixels      the video element's height in device pixels
 //   preview           {visible, image, size}: the seek bar's sprite preview while hovering its middle
 //   error             (only on failure, with exit status 1) what went wrong
 import fs from 'node:fs'
@@ -130,6 +132,10 @@ async function watch(page, options, report) {
   const played = await record(page)
   report.switched = played.switched.map(({ level, atMs }) => ({ level, atMs: Math.round(atMs) }))
   report.fragsAfterSwitch = played.frags.filter((f) => f.atMs >= chosenAt).map(({ level, sn }) => ({ level, sn }))
+  // Which rendition the first fragment came from, and the player's height in device pixels.
+  report.firstFrag = played.frags.length ? { level: played.frags[0].level, sn: played.frags[0].sn } : null
+  report.playerPixels = await page.evaluate(() =>
+    Math.round(document.querySelector('video').clientHeight * (window.devicePixelRatio || 1)))
   report.errors = played.errors
 }
 
