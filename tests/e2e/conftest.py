@@ -25,8 +25,37 @@ class LiveAPI:
         api_server.prepare(self.settings)
         command = api_server.command(self.settings)
         env = {**os.environ, **api_server.environment(self.settings)}
+        booted_before = self._booted_workers()
         self.proc = procs.start(command, self.log_dir / "api.log", env=env)
-        procs.wait_until(lambda: requests.get(f"{self.url}/healthz", timeout=1).ok, 20, "the API")
+        procs.wait_until(lambda: self.check_running() and requests.get(f"{self.url}/healthz", timeout=1).ok,
+                         20, "the API")
+        # Every worker, not just the first to answer: a worker that fails to boot halts gunicorn,
+        # and a test racing that would see the server vanish in the middle of its flow.
+        procs.wait_until(lambda: self.check_running() and
+                         self._booted_workers() - booted_before >= self.settings.api_workers,
+                         30, f"{self.settings.api_workers} API workers to boot")
+
+    def _log_file(self):
+        from reelhouse.ops.service import log_file
+
+        return log_file(self.settings, "api")
+
+    def _booted_workers(self) -> int:
+        try:
+            return self._log_file().read_text(errors="replace").count("serving API ")
+        except FileNotFoundError:
+            return 0
+
+    def log_tail(self, lines: int = 40) -> str:
+        from reelhouse.ops import processes
+
+        return processes.log_tail(self._log_file(), lines)
+
+    def check_running(self) -> bool:
+        """True while the server runs; a server that exited fails the test with its log's tail."""
+        if self.proc is not None and self.proc.poll() is not None:
+            pytest.fail(f"the API exited with code {self.proc.returncode}; its log ends:\n{self.log_tail()}")
+        return True
 
     def kill(self) -> None:
         """SIGKILL the whole server (master and workers): a crash, not a shutdown."""

@@ -41,6 +41,8 @@ def test_tus_upload_survives_sigkill_of_the_api(live_api, live_creator, e2e_clip
     platform = live_api.platform()
 
     def offset():
+        live_api.check_running()
+        assert worker.is_alive() or result, "the upload thread ended without a result"
         upload_ids = platform.redis.keys("upload:by-video:*")
         if not upload_ids:
             return 0
@@ -50,7 +52,10 @@ def test_tus_upload_survives_sigkill_of_the_api(live_api, live_creator, e2e_clip
 
     from tests.procs import wait_until
 
-    wait_until(lambda: offset() >= 0.2 * size, 60, "20 % of the upload")
+    try:
+        wait_until(lambda: offset() >= 0.2 * size, 60, "20 % of the upload")
+    except TimeoutError as exc:
+        raise AssertionError(f"{exc}; the API's log ends:\n{live_api.log_tail()}") from None
     at_kill = offset()
     assert at_kill <= 0.9 * size, "the upload went too fast to interrupt in the middle"
     live_api.kill()
