@@ -10,7 +10,8 @@ bytes of JSON) keyed over 1,000 video ids on one topic.
 
 - *produce*: ``publish`` returns only once the engine has the message (``XADD``; Kafka: acks=all,
   idempotent producer, flushed), so one thread measures the round trip; ``--producers`` threads
-  measure what concurrency buys.
+  measure what concurrency buys; *batches* send ``--batch`` records per ``publish_many`` call
+  (one flush for Kafka, one MULTI/EXEC for Redis) from one thread.
 - *consume*: one consumer polls batches of 100 and acks every message (Kafka commits the offset
   after each ack), until every message has been seen: the worker's loop with no work in it.
 
@@ -23,7 +24,7 @@ The ratio is full ÷ lite (messages/s: above 1 means Kafka is faster; latency: a
 Cassandra is slower). Single node, 2 cores, both JVMs idle but for this: these figures say what
 one machine gives, not what a cluster would.
 
-    .venv/bin/python -m bench.engines_lite_vs_full [--messages 20000] [--producers 8] [--videos 2000]
+    .venv/bin/python -m bench.engines_lite_vs_full [--messages 20000] [--producers 8] [--batch 500] [--videos 2000]
 """
 from __future__ import annotations
 
@@ -60,15 +61,20 @@ def watch_event(number: int) -> tuple[str, dict]:
 
 
 # ------------------------------------------------------------------------------------ bus
-def produce(bus: Bus, topic: str, messages: int, threads: int) -> float:
-    """Messages per second, publishing ``messages`` from ``threads`` threads."""
+def produce(bus: Bus, topic: str, messages: int, threads: int, batch: int = 1) -> float:
+    """Messages per second, publishing ``messages`` from ``threads`` threads, ``batch`` per call
+    (1: ``publish``; more: ``publish_many``, one round trip per batch)."""
     events = [watch_event(n) for n in range(messages)]
     shares = [events[i::threads] for i in range(threads)]
     bus.publish(topic, *events[0])  # creates the topic/stream outside the clock
 
     def send(share):
-        for key, value in share:
-            bus.publish(topic, key, value)
+        if batch == 1:
+            for key, value in share:
+                bus.publish(topic, key, value)
+            return
+        for start in range(0, len(share), batch):
+            bus.publish_many(topic, share[start:start + batch])
 
     workers = [threading.Thread(target=send, args=(share,)) for share in shares]
     with Stopwatch() as clock:
@@ -97,12 +103,14 @@ def consume(bus: Bus, topic: str, group: str, expected: int, timeout_s: float = 
     return seen / clock.seconds
 
 
-def bench_bus(bus: Bus, messages: int, producers: int) -> dict:
-    topic_one, topic_many = f"{TOPIC}-1p", f"{TOPIC}-np"
+def bench_bus(bus: Bus, messages: int, producers: int, batch: int) -> dict:
+    topic_one, topic_many, topic_batched = f"{TOPIC}-1p", f"{TOPIC}-np", f"{TOPIC}-batched"
     one = produce(bus, topic_one, messages, 1)
     many = produce(bus, topic_many, messages, producers)
+    batched = produce(bus, topic_batched, messages, 1, batch)
     consumed = consume(bus, topic_one, "bench", messages + 1)  # + the message that created the topic
-    return {"produce_1_thread": one, f"produce_{producers}_threads": many, "consume_ack": consumed}
+    return {"produce_1_thread": one, f"produce_{producers}_threads": many,
+            f"produce_batches_of_{batch}": batched, "consume_ack": consumed}
 
 
 # ------------------------------------------------------------------------------------ catalog
@@ -159,6 +167,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--messages", type=int, default=20_000)
     parser.add_argument("--producers", type=int, default=8)
+    parser.add_argument("--batch", type=int, default=500, help="records per publish_many call")
     parser.add_argument("--videos", type=int, default=2_000)
     parser.add_argument("--workdir", type=Path, default=None)
     parser.add_argument("--keep", action="store_true")
@@ -188,7 +197,7 @@ def main() -> None:
         bus_figures = {}
         for name, bus in buses.items():
             print(f"bus {name}: {options.messages} messages ...")
-            bus_figures[name] = bench_bus(bus, options.messages, options.producers)
+            bus_figures[name] = bench_bus(bus, options.messages, options.producers, options.batch)
         catalog_figures = {}
         for name, catalog in catalogs.items():
             print(f"catalog {name}: {options.videos} videos ...")
@@ -211,7 +220,8 @@ def main() -> None:
                          f"{full_op[stat] / lite_op[stat]:.1f}x"])
     print(table(["operation", "stat", "sqlite", "cassandra", "ratio"], rows))
     path = write_results("engines_lite_vs_full", {
-        "messages": options.messages, "producers": options.producers, "videos": options.videos,
+        "messages": options.messages, "producers": options.producers, "batch": options.batch,
+        "videos": options.videos,
         "bus_messages_per_s": bus_figures, "catalog_ms": catalog_figures,
     })
     print(f"\nfigures: {path}")

@@ -8,8 +8,9 @@ against every implementation.
 from __future__ import annotations
 
 import abc
+import json
 from dataclasses import dataclass, field
-from typing import BinaryIO, Iterator, Optional, Union
+from typing import BinaryIO, Iterator, Optional, Sequence, Union
 
 from reelhouse.domain.creators import Creator
 from reelhouse.domain.videos import Stage, Video, VideoStatus
@@ -238,6 +239,17 @@ class Bus(abc.ABC):
     def publish(self, topic: str, key: str, value: dict, headers: Optional[dict] = None) -> str:
         """Durably append; returns the message id."""
 
+    def publish_many(self, topic: str, records: Sequence[tuple]) -> list[str]:
+        """Durably append ``(key, value)`` or ``(key, value, headers)`` records; their ids, in order.
+
+        Engines send the batch in one round trip (Kafka: one flush; Redis: one MULTI/EXEC). Every
+        record is checked and encoded before any is sent, so a bad record publishes nothing. A
+        broker failure part-way raises, and what was appended stays: at-least-once, like
+        ``publish`` retried (consumers already tolerate a message twice).
+        """
+        return [self.publish(topic, key, json.loads(value), headers)
+                for key, value, headers in encode_records(records)]
+
     @abc.abstractmethod
     def subscribe(self, topic: str, group: str, consumer: str) -> "Subscription": ...
 
@@ -257,6 +269,28 @@ class Bus(abc.ABC):
 
     def close(self) -> None:
         pass
+
+
+def encode_records(records: Sequence[tuple]) -> list[tuple[str, str, dict]]:
+    """``(key, value JSON text, headers)`` for each record, or ValueError naming the first bad one."""
+    encoded = []
+    for index, record in enumerate(records):
+        if not isinstance(record, tuple) or len(record) not in (2, 3):
+            raise ValueError(f"record {index} is not a (key, value) or (key, value, headers) tuple: {record!r:.80}")
+        key, value, headers = record if len(record) == 3 else (*record, None)
+        if not isinstance(key, str) or not key:
+            raise ValueError(f"record {index}: the key must be a non-empty string, not {key!r:.80}")
+        if not isinstance(value, dict):
+            raise ValueError(f"record {index}: the value must be a dict, not {type(value).__name__}")
+        if headers is not None and not isinstance(headers, dict):
+            raise ValueError(f"record {index}: headers must be a dict, not {type(headers).__name__}")
+        try:
+            text = json.dumps(value)
+            json.dumps(headers or {})
+        except (TypeError, ValueError) as exc:
+            raise ValueError(f"record {index} (key {key!r}) cannot be encoded as JSON: {exc}") from None
+        encoded.append((key, text, dict(headers or {})))
+    return encoded
 
 
 class Subscription(abc.ABC):

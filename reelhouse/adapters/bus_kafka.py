@@ -23,12 +23,13 @@ from __future__ import annotations
 import json
 import logging
 import threading
+import time
 from typing import Optional
 
 from confluent_kafka import Consumer, KafkaError, KafkaException, Producer, TopicPartition
 from confluent_kafka.admin import AdminClient, NewTopic
 
-from reelhouse.ports import Bus, Message
+from reelhouse.ports import Bus, Message, encode_records
 
 log = logging.getLogger("reelhouse.bus.kafka")
 
@@ -171,26 +172,59 @@ class KafkaBus(Bus):
 
     # ------------------------------------------------------------------ Bus
     def publish(self, topic: str, key: str, value: dict, headers: Optional[dict] = None) -> str:
+        return self.publish_many(topic, [(key, value, headers)])[0]
+
+    def publish_many(self, topic: str, records) -> list[str]:
+        """All records go to librdkafka's queue, then one flush waits for the broker's acks."""
+        encoded = encode_records(records)
+        if not encoded:
+            return []
         self.ensure_topic(topic)
-        outcome: dict = {}
+        physical = self.physical_topic(topic)
+        outcomes: list = [None] * len(encoded)
+        producer = self.producer
+        for index, (key, text, headers) in enumerate(encoded):
+            def delivered(error, record, index=index):
+                outcomes[index] = (error, record)
 
-        def delivered(error, record):
-            outcome["error"], outcome["record"] = error, record
-
-        self.producer.produce(
-            self.physical_topic(topic), key=key.encode("utf-8"), value=json.dumps(value).encode("utf-8"),
-            headers=encode_headers(headers), on_delivery=delivered,
-        )
-        self.producer.flush(REQUEST_TIMEOUT_S)
-        if "record" not in outcome:
+            self._produce(producer, topic, dict(
+                topic=physical, key=key.encode("utf-8"), value=text.encode("utf-8"),
+                headers=encode_headers(headers), on_delivery=delivered))
+        self._flush(producer, topic)
+        unconfirmed = sum(1 for outcome in outcomes if outcome is None)
+        if unconfirmed:
             raise KafkaBusError(
-                f"Kafka did not confirm a message to {topic!r} within {REQUEST_TIMEOUT_S:.0f} s: "
-                f"is the broker on {self.bootstrap_servers} up (`reelhouse status`)?"
+                f"Kafka did not confirm {unconfirmed} of {len(encoded)} message(s) to {topic!r} within "
+                f"{REQUEST_TIMEOUT_S:.0f} s of the last progress: is the broker on {self.bootstrap_servers} up "
+                "(`reelhouse status`)?"
             )
-        if outcome["error"] is not None:
-            raise KafkaBusError(f"Kafka refused a message to {topic!r}: {outcome['error'].str()}")
-        record = outcome["record"]
-        return message_id(record.partition(), record.offset())
+        refused = [error for error, _ in outcomes if error is not None]
+        if refused:
+            raise KafkaBusError(
+                f"Kafka refused {len(refused)} of {len(encoded)} message(s) to {topic!r}: {refused[0].str()}")
+        return [message_id(record.partition(), record.offset()) for _, record in outcomes]
+
+    def _produce(self, producer: Producer, topic: str, message: dict) -> None:
+        deadline = time.monotonic() + REQUEST_TIMEOUT_S
+        while True:
+            try:
+                producer.produce(**message)
+                return
+            except BufferError:  # librdkafka's local queue is full: let acks drain it
+                if time.monotonic() > deadline:
+                    raise KafkaBusError(
+                        f"Kafka's producer queue for {topic!r} stayed full for {REQUEST_TIMEOUT_S:.0f} s: "
+                        f"is the broker on {self.bootstrap_servers} up (`reelhouse status`)?") from None
+                producer.poll(0.05)
+
+    @staticmethod
+    def _flush(producer: Producer, topic: str) -> None:
+        """Flush while the queue keeps shrinking; a large batch may take longer than one timeout."""
+        left = producer.flush(REQUEST_TIMEOUT_S)
+        while left:
+            before, left = left, producer.flush(REQUEST_TIMEOUT_S)
+            if left >= before:
+                return  # no progress in a whole timeout: the caller reports what was not confirmed
 
     def subscribe(self, topic: str, group: str, consumer: str):
         from reelhouse.adapters.bus_kafka_subscription import KafkaSubscription

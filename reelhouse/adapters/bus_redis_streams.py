@@ -37,7 +37,7 @@ from typing import Optional
 
 import redis
 
-from reelhouse.ports import Bus, Message
+from reelhouse.ports import Bus, Message, encode_records
 
 # Joins or refreshes the group's member set, drops members silent for a lease,
 # renews the caller's leases (re-taking one that lapsed while nobody took it),
@@ -143,10 +143,23 @@ class RedisStreamsBus(Bus):
         self.release_script = redis_client.register_script(_RELEASE_LUA)
 
     def publish(self, topic: str, key: str, value: dict, headers: Optional[dict] = None) -> str:
+        ((key, text, headers),) = encode_records([(key, value, headers)])
         shard = shard_for_key(key, self.shards)
-        fields = {"key": key, "value": json.dumps(value), "headers": json.dumps(headers or {})}
-        entry_id = self.redis.xadd(_Keys(topic).stream(shard), fields)
+        entry_id = self.redis.xadd(_Keys(topic).stream(shard), {"key": key, "value": text, "headers": json.dumps(headers)})
         return f"{shard}/{_text(entry_id)}"
+
+    def publish_many(self, topic: str, records) -> list[str]:
+        """One MULTI/EXEC round trip: appended together; a connection lost before EXEC appends none."""
+        encoded = encode_records(records)
+        if not encoded:
+            return []
+        keys = _Keys(topic)
+        pipeline = self.redis.pipeline(transaction=True)
+        shards = []
+        for key, text, headers in encoded:
+            shards.append(shard_for_key(key, self.shards))
+            pipeline.xadd(keys.stream(shards[-1]), {"key": key, "value": text, "headers": json.dumps(headers)})
+        return [f"{shard}/{_text(entry_id)}" for shard, entry_id in zip(shards, pipeline.execute())]
 
     def subscribe(self, topic: str, group: str, consumer: str):
         from reelhouse.adapters.bus_redis_streams_subscription import RedisStreamsSubscription

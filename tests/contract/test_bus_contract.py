@@ -294,3 +294,38 @@ def test_trim_drops_only_what_every_group_acknowledged(bus, subscribe):
     bus.publish(TOPIC, "one-video", {"n": 5})
     assert [m.value["n"] for m in poll_until(fast, 1)] == [5]
     assert bus.pending_count(TOPIC, "slow") == 3  # 3, 4 in flight and 5 unread
+
+
+def test_publish_many_delivers_a_batch_in_order_per_key_with_ids_in_record_order(bus, subscribe):
+    records = [(f"video-{n % 3}", {"n": n}, {"trace": f"t{n}"}) for n in range(30)] + [("video-0", {"n": 30})]
+    ids = bus.publish_many(TOPIC, records)
+    assert bus.publish_many(TOPIC, []) == []
+    consumer = subscribe()
+
+    received = poll_until(consumer, 31)
+    for message in received:
+        consumer.ack(message)
+
+    assert len(ids) == len(set(ids)) == 31
+    assert {m.id: m.value["n"] for m in received} == {message_id: n for n, message_id in enumerate(ids)}
+    by_key = defaultdict(list)
+    for message in received:
+        by_key[message.key].append(message.value["n"])
+    assert by_key == {f"video-{k}": [n for n in range(31) if n % 3 == k] for k in range(3)}
+    assert {m.value["n"]: m.headers.get("trace") for m in received}[4] == "t4"
+    assert bus.pending_count(TOPIC, "workers") == 0
+
+
+@pytest.mark.parametrize("bad, named", [
+    (("video-2", {"when": object()}), "record 1 (key 'video-2') cannot be encoded as JSON"),
+    (("", {"n": 1}), "record 1: the key must be a non-empty string"),
+    (("video-2", ["not", "a", "dict"]), "record 1: the value must be a dict"),
+    (("video-2",), "record 1 is not a (key, value) or (key, value, headers) tuple"),
+])
+def test_publish_many_with_a_bad_record_names_it_and_publishes_nothing(bus, subscribe, bad, named):
+    consumer = subscribe()
+    with pytest.raises(ValueError) as refused:
+        bus.publish_many(TOPIC, [("video-1", {"n": 0}), bad, ("video-3", {"n": 2})])
+    assert named in str(refused.value)
+    assert consumer.poll(timeout_s=0.3) == []
+    assert bus.pending_count(TOPIC, "workers") == 0
