@@ -45,7 +45,7 @@ class Settings(BaseSettings):
     redis_db: int = 0
 
     sqlite_path: Optional[Path] = None  # default: <home>/catalog.db
-    object_store_root: Optional[Path] = None  # default: <home>/objects
+    object_store_root: Optional[Path] = None  # default: <home>/objects (lite), <home>/objects-full (full)
     s3_endpoint_url: Optional[str] = None  # set → the S3 store is used
     s3_region: str = "us-east-1"
     s3_access_key_id: Optional[str] = None
@@ -190,4 +190,7 @@ class Settings(BaseSettings):
 
     @property
     def objects_dir(self) -> Path:
-        return (self.object_store_root or self.home_dir / "objects").resolve()
+        """``<home>/objects`` for lite, ``<home>/objects-full`` for full: each stack's catalog knows only
+        its own videos, so a shared folder would be all orphans to the other stack's maintenance."""
+        default = self.home_dir / ("objects" if self.stack == "lite" else f"objects-{self.stack}")
+        return (self.object_store_root or default).resolve()

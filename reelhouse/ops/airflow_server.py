@@ -16,6 +16,7 @@ from __future__ import annotations
 import logging
 import os
 import signal
+import socket
 import subprocess
 import sys
 import threading
@@ -42,6 +43,13 @@ class Component:
     starts: int = 0
 
 
+def celery_worker_name(queue: str) -> str:
+    """``<queue>@<host>``: Celery's node name, and the key of the worker's heartbeat in Redis, so
+    workers of the same queue on two machines neither clash in Celery nor overwrite each other's
+    heartbeat."""
+    return f"{queue}@{socket.gethostname()}"
+
+
 def components(settings: Settings) -> list[Component]:
     airflow = config.binary()
     # serve-logs binds every interface on a fixed port: skipped, the API server reads local logs.
@@ -55,7 +63,7 @@ def components(settings: Settings) -> list[Component]:
         for queue in ("default", "gpu"):
             found.append(Component(
                 f"celery-{queue}",
-                [airflow, "celery", "worker", "--queues", queue, "--celery-hostname", f"{queue}@reelhouse",
+                [airflow, "celery", "worker", "--queues", queue, "--celery-hostname", celery_worker_name(queue),
                  "--concurrency", str(settings.airflow_celery_concurrency), "--skip-serve-logs"],
                 queue=queue,
             ))
@@ -175,7 +183,7 @@ class Supervisor:
         client = redis.Redis(host=self.settings.redis_host, port=self.settings.redis_port, db=self.settings.redis_db)
         while not self.stopping.is_set():
             for worker in workers:
-                name = f"{worker.queue}@reelhouse"
+                name = celery_worker_name(worker.queue)
                 try:
                     if worker.process and worker.process.poll() is None:
                         record_queue_heartbeat(client, name, worker.queue, encoder_path, worker.process.pid)
@@ -186,7 +194,7 @@ class Supervisor:
             self.stopping.wait(5.0)
         for worker in workers:
             try:
-                client.hdel(QUEUE_HEARTBEATS, f"{worker.queue}@reelhouse")
+                client.hdel(QUEUE_HEARTBEATS, celery_worker_name(worker.queue))
             except Exception:
                 pass
 

@@ -29,6 +29,14 @@ def test_environment_and_per_role_overrides(monkeypatch):
     assert settings.api_port == 9999
 
 
+def test_each_stack_keeps_its_objects_apart_unless_told_where(tmp_path):
+    lite, full = Settings(home=tmp_path), Settings(home=tmp_path, stack="full")
+    assert lite.objects_dir == (tmp_path / "objects").resolve()
+    assert full.objects_dir == (tmp_path / "objects-full").resolve()
+    shared = tmp_path / "shared"
+    assert Settings(home=tmp_path, stack="full", object_store_root=shared).objects_dir == shared.resolve()
+
+
 def test_s3_endpoint_switches_the_object_store():
     assert Settings(s3_endpoint_url="http://127.0.0.1:9000").engine("object_store") == "s3"
 

@@ -9,7 +9,7 @@ import pytest
 from media_workers.transcode_batch import live_queue_workers
 from reelhouse.domain.videos import VideoStatus
 from reelhouse.ops.airflow_client import AirflowClient
-from reelhouse.ops.airflow_server import component_log
+from reelhouse.ops.airflow_server import celery_worker_name, component_log
 from tests import media, procs
 from tests.hls_checks import check_published_ladder
 from tests.integration.airflow.conftest import api_client, new_creator, stop_services
@@ -27,7 +27,7 @@ def test_a_batch_goes_to_the_gpu_queue_worker_while_it_is_alive(celery_airflow, 
     settings = celery_airflow
     platform = platform_of(settings)
     gpu_workers = live_queue_workers(platform.redis, "gpu", settings.gpu_heartbeat_fresh_s)
-    assert [w["name"] for w in gpu_workers] == ["gpu@reelhouse"]
+    assert [w["name"] for w in gpu_workers] == [celery_worker_name("gpu")]
     assert live_queue_workers(platform.redis, "default", settings.gpu_heartbeat_fresh_s)
 
     creator = new_creator(platform, "celery")
