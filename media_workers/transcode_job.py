@@ -19,11 +19,12 @@ from typing import Callable, Optional
 
 from media_workers.probe import MediaInfo, probe
 from media_workers.publish import media_prefix, publish_folder
+from reelhouse.domain.jobs import TRANSCODE_CLAIM_KEY
 from reelhouse.domain.videos import Stage, VideoStatus
 
 log = logging.getLogger("reelhouse.worker")
 
-CLAIM_KEY = "transcode:claim:{video_id}"
+CLAIM_KEY = TRANSCODE_CLAIM_KEY
 _RENEW = "if redis.call('get', KEYS[1]) == ARGV[1] then return redis.call('pexpire', KEYS[1], ARGV[2]) else return 0 end"
 _RELEASE = "if redis.call('get', KEYS[1]) == ARGV[1] then return redis.call('del', KEYS[1]) else return 0 end"
 

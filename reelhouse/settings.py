@@ -8,7 +8,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Literal, Optional
 
-from pydantic import Field, field_validator
+from pydantic import Field, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 MiB = 1024 * 1024
@@ -98,8 +98,14 @@ class Settings(BaseSettings):
     # A task whose process stops heart-beating for this long is failed, and retried if it has retries
     # left. Production sets minutes; short here so a killed task is retried within a minute.
     airflow_task_heartbeat_timeout_s: int = 30
-    airflow_dag_refresh_s: int = 15
-    airflow_scheduler_idle_sleep_s: float = 1.0  # the scheduler's pause between loops that found nothing to do  # how often the DAG processor looks for new DAG files
+    # A Celery task message not acknowledged for this long is handed out again. Airflow's Celery tasks
+    # are acknowledged when they end, so this must outlast the longest task (a transcode:
+    # transcode_task_timeout_min), or a long transcode's message is delivered a second time while it
+    # runs. A task whose worker died is retried by the heartbeat timeout above, not by this.
+    # Default: the transcode task timeout plus 10 minutes.
+    airflow_celery_visibility_timeout_s: Optional[int] = None
+    airflow_dag_refresh_s: int = 15  # how often the DAG processor looks for new DAG files
+    airflow_scheduler_idle_sleep_s: float = 1.0  # the scheduler's pause between loops that found nothing to do
     postgres_host: str = "127.0.0.1"
     postgres_port: int = 5499
     airflow_db_name: str = "airflow"
@@ -119,9 +125,9 @@ class Settings(BaseSettings):
     transcode_pool_slots: int = 2  # Airflow pool `transcode_workers`: transcodes at once, all queues
     transcode_retries: int = 3  # Airflow retries of one video's transcode task
     transcode_retry_delay_s: int = 10  # first back-off of those retries (doubling)
-    gpu_heartbeat_fresh_s: float = 30.0
+    gpu_heartbeat_fresh_s: float = 30.0  # a GPU-queue worker seen this recently takes the batch
     # Maintenance leaves younger objects, uploads and work folders alone: they may belong to work in progress.
-    maintenance_grace_s: float = 3600.0  # a GPU-queue worker seen this recently takes the batch
+    maintenance_grace_s: float = 3600.0
 
     ffmpeg_stall_timeout_s: float = 120.0  # ffmpeg that writes no progress for this long is stopped (transient)
     # Airflow fails a transcode task that runs longer than this (the stall watchdog should come first).
@@ -129,6 +135,10 @@ class Settings(BaseSettings):
     ffprobe_bin: str = "ffprobe"
     ffmpeg_bin: str = "ffmpeg"
     log_level: str = "INFO"
+
+    @property
+    def celery_visibility_timeout_s(self) -> int:
+        return self.airflow_celery_visibility_timeout_s or self.transcode_task_timeout_min * 60 + 600
 
     @field_validator("upload_part_size")
     @classmethod
@@ -143,6 +153,16 @@ class Settings(BaseSettings):
         if value < 5 * MiB:
             raise ValueError("upload_chunk_size must be at least 5 MiB (each chunk is one S3 part)")
         return value
+
+    @model_validator(mode="after")
+    def _visibility_outlasts_the_longest_task(self) -> "Settings":
+        longest_s = self.transcode_task_timeout_min * 60
+        if self.airflow_celery_visibility_timeout_s is not None and self.airflow_celery_visibility_timeout_s <= longest_s:
+            raise ValueError(
+                f"airflow_celery_visibility_timeout_s ({self.airflow_celery_visibility_timeout_s} s) must be longer "
+                f"than a transcode task may run (transcode_task_timeout_min = {self.transcode_task_timeout_min} min): "
+                "Celery would hand a running transcode to a second worker")
+        return self
 
     # Derived values -------------------------------------------------------
     def engine(self, role: str) -> str:

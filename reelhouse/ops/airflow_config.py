@@ -102,8 +102,9 @@ def environment(settings: Settings) -> dict[str, str]:
         "AIRFLOW__CELERY__BROKER_URL": celery_broker_url(settings),
         "AIRFLOW__CELERY__RESULT_BACKEND": "db+" + database_url(settings),  # SQLAlchemy 2.1 would pick psycopg 3
         "AIRFLOW__CELERY__WORKER_CONCURRENCY": str(settings.airflow_celery_concurrency),
-        # A task claimed by a Celery worker that died goes back to the queue after this.
-        "AIRFLOW__CELERY_BROKER_TRANSPORT_OPTIONS__VISIBILITY_TIMEOUT": str(max(60, 2 * heartbeat)),
+        # An unacknowledged task message goes back to the queue after this: longer than any task
+        # runs (see the setting), so a running transcode is never handed out twice.
+        "AIRFLOW__CELERY_BROKER_TRANSPORT_OPTIONS__VISIBILITY_TIMEOUT": str(settings.celery_visibility_timeout_s),
         "AIRFLOW__OPERATORS__DEFAULT_QUEUE": "default",
         # For the DAGs and for data engineers (the UI lists variables; connections resolve by id).
         "AIRFLOW_CONN_REELHOUSE_REDIS": settings.redis_url,

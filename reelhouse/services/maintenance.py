@@ -22,8 +22,7 @@ import time
 from dataclasses import asdict, dataclass, field
 from typing import Optional
 
-from media_workers.transcode_job import CLAIM_KEY
-from reelhouse.domain.jobs import TOPIC_TRANSCODE_JOBS
+from reelhouse.domain.jobs import TOPIC_TRANSCODE_JOBS, TRANSCODE_CLAIM_KEY
 from reelhouse.services.upload_sessions import EXPIRY_KEY, REGISTRY_KEY, SESSION_KEY
 
 log = logging.getLogger("reelhouse.maintenance")
@@ -134,7 +133,7 @@ def purge_expired_upload_state(platform, now: Optional[float] = None) -> dict:
     if work_dir.exists():
         for folder in work_dir.iterdir():
             stale = folder.is_dir() and folder.stat().st_mtime < now - grace_s
-            if stale and not client.exists(CLAIM_KEY.format(video_id=folder.name)):
+            if stale and not client.exists(TRANSCODE_CLAIM_KEY.format(video_id=folder.name)):
                 shutil.rmtree(folder, ignore_errors=True)
                 work_folders += 1
     log.info("maintenance: purged %d stale upload deadline(s), %d abandoned work folder(s)", registry_only,

@@ -3,6 +3,9 @@ from __future__ import annotations
 
 import stat
 
+import pytest
+from pydantic import ValidationError
+
 from reelhouse.ops import airflow_config
 from reelhouse.settings import Settings
 
@@ -53,3 +56,14 @@ def test_a_database_or_user_name_that_is_not_a_plain_sql_name_is_refused_before_
         postgres_server.ensure_database(Settings(home=tmp_path, airflow_db_user="Robert'"))
     with pytest.raises(ServiceError, match="quote"):
         postgres_server.ensure_database(Settings(home=tmp_path, airflow_db_password="it's"))
+
+
+def test_a_celery_task_is_never_handed_out_again_while_a_transcode_may_still_run(tmp_path):
+    # Airflow's Celery tasks are acknowledged when they end: a visibility timeout shorter than a task
+    # would deliver a running transcode a second time.
+    default = airflow_config.environment(Settings(home=tmp_path, transcode_task_timeout_min=90))
+    assert int(default["AIRFLOW__CELERY_BROKER_TRANSPORT_OPTIONS__VISIBILITY_TIMEOUT"]) == 90 * 60 + 600
+    chosen = Settings(home=tmp_path, transcode_task_timeout_min=90, airflow_celery_visibility_timeout_s=7200)
+    assert airflow_config.environment(chosen)["AIRFLOW__CELERY_BROKER_TRANSPORT_OPTIONS__VISIBILITY_TIMEOUT"] == "7200"
+    with pytest.raises(ValidationError, match="airflow_celery_visibility_timeout_s .60 s. must be longer"):
+        Settings(home=tmp_path, transcode_task_timeout_min=90, airflow_celery_visibility_timeout_s=60)

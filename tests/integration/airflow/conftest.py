@@ -95,3 +95,32 @@ def new_creator(platform, name: str) -> dict:
 
     created, token = platform.creators.add(f"{name}-{uuid.uuid4().hex[:6]}")
     return {"id": created.id, "auth": {"Authorization": f"Bearer {token}"}}
+
+
+def running_transcodes(client) -> list[dict]:
+    """Running transcode tasks of any run of transcode_batch: the run scheduled when Airflow started
+    may be the one that took the video (a run triggered meanwhile waits, one run at a time)."""
+    found = client.call("GET", "/dags/transcode_batch/dagRuns/~/taskInstances",
+                        params={"state": "running", "limit": 100})["task_instances"]
+    return [ti for ti in found if ti["task_id"].startswith("transcode_on_")]
+
+
+def mapped_transcode(client, run_id: str, task_id: str = "transcode_on_cpu", map_index: int = 0) -> dict:
+    return next(ti for ti in client.task_instances("transcode_batch", run_id)
+                if ti["task_id"] == task_id and ti["map_index"] == map_index)
+
+
+def wait_for_progress(platform, video_id: str, at_least: float, timeout_s: float = 180) -> float:
+    """The video's transcode progress (percent) once it reaches ``at_least``, or what it was at the deadline."""
+    import time
+
+    from reelhouse.domain.videos import Stage
+
+    deadline, progress = time.monotonic() + timeout_s, 0.0
+    while time.monotonic() < deadline:
+        video = platform.catalog.get_video(video_id)
+        progress = video.progress if video.stage == Stage.TRANSCODING else 0.0
+        if progress >= at_least:
+            break
+        time.sleep(0.1)
+    return progress

@@ -4,6 +4,8 @@ its videos there; on a machine without a GPU that proves the routing, and the vi
 encoder path the task really used."""
 from __future__ import annotations
 
+import time
+
 import pytest
 
 from media_workers.transcode_batch import live_queue_workers
@@ -12,7 +14,8 @@ from reelhouse.ops.airflow_client import AirflowClient
 from reelhouse.ops.airflow_server import celery_worker_name, component_log
 from tests import media, procs
 from tests.hls_checks import check_published_ladder
-from tests.integration.airflow.conftest import api_client, new_creator, stop_services
+from tests.integration.airflow.conftest import (api_client, mapped_transcode, new_creator, running_transcodes,
+                                                stop_services, wait_for_progress)
 
 
 @pytest.fixture(scope="module")
@@ -60,3 +63,53 @@ def test_a_batch_goes_to_the_gpu_queue_worker_while_it_is_alive(celery_airflow, 
     assert [(e["name"], e["source_task_id"]) for e in events] == [("videos_ready", "summarize")], events
     gpu_log = component_log(settings, "celery-gpu").read_text(errors="replace")
     assert "transcode_on_gpu" in gpu_log or run_id in gpu_log
+
+
+def test_a_gpu_worker_killed_mid_transcode_comes_back_and_the_retry_finishes_the_ladder(
+        celery_airflow, platform_of, tmp_path):
+    """The GPU machine's worker dies (its Celery process, pool and task process, all SIGKILLed): the
+    scheduler notices the task's heartbeat stop, the supervisor restarts the worker, and the retry,
+    still on the ``gpu`` queue, finishes a valid ladder. No half-written ladder is ever published."""
+    import psutil
+
+    settings = celery_airflow
+    platform = platform_of(settings)
+    [before] = live_queue_workers(platform.redis, "gpu", settings.gpu_heartbeat_fresh_s)
+    creator = new_creator(platform, "celery-crash")
+    source = media.make_clip(tmp_path / "long.mp4", seconds=40, size="854x480")
+    video_id = media.tus_upload(api_client(platform), creator["auth"], source)
+    airflow = AirflowClient.from_settings(settings)
+    airflow.trigger("transcode_batch")
+
+    progress = wait_for_progress(platform, video_id, 15)
+    assert 10 <= progress <= 90, f"could not catch the transcode in the middle (progress {progress})"
+    [task] = running_transcodes(airflow)
+    assert task["task_id"] == "transcode_on_gpu" and task["try_number"] == 1, task
+    worker = psutil.Process(before["pid"])
+    doomed = [worker, *worker.children(recursive=True)]
+    assert task["pid"] in {p.pid for p in doomed}, "the task does not run under the gpu-queue worker"
+    for process in doomed:
+        process.kill()
+    killed_at = time.monotonic()
+    psutil.wait_procs(doomed, timeout=10)
+    assert not [o for o in platform.objects.list(settings.bucket_media, f"videos/{video_id}/")
+                if o.key.endswith("master.m3u8")], "a ladder was published before the transcode finished"
+
+    run_id = task["dag_run_id"]
+    procs.wait_until(lambda: mapped_transcode(airflow, run_id, "transcode_on_gpu", task["map_index"])["try_number"] >= 2,
+                     90, "the retry of the task whose worker died", interval_s=0.5)
+    retried_after_s = time.monotonic() - killed_at
+    run = airflow.wait_for_run("transcode_batch", run_id, timeout_s=300)
+    assert run["state"] == "success", run
+    retried = mapped_transcode(airflow, run_id, "transcode_on_gpu", task["map_index"])
+    assert (retried["state"], retried["try_number"], retried["queue"]) == ("success", 2, "gpu"), retried
+    [after] = live_queue_workers(platform.redis, "gpu", settings.gpu_heartbeat_fresh_s)
+    assert after["pid"] != before["pid"], "the gpu-queue worker was not started again"
+    video = platform.catalog.get_video(video_id)
+    assert video.status == VideoStatus.READY, video.reason
+    driver = video.media_info["transcode"]["driver"]
+    assert ":try2@" in driver and driver.endswith("/gpu"), driver
+    master = check_published_ladder(platform.objects, settings.bucket_media, video_id, tmp_path / "ladder")
+    assert sorted(v.resolution[1] for v in master.variants) == [144, 240, 360, 480]
+    print(f"task of the killed worker retried after {retried_after_s:.1f} s")
+    assert retried_after_s < 60, f"the task of the killed worker was retried only after {retried_after_s:.0f} s"

@@ -9,30 +9,18 @@ import time
 
 import pytest
 
-from reelhouse.domain.videos import Stage, VideoStatus
+from reelhouse.domain.videos import VideoStatus
 from reelhouse.ops.airflow_client import AirflowClient
 from tests import media, procs
 from tests.hls_checks import check_published_ladder
-from tests.integration.airflow.conftest import api_client, new_creator
+from tests.integration.airflow.conftest import (api_client, mapped_transcode, new_creator, running_transcodes,
+                                                wait_for_progress)
 
 
 @pytest.fixture(scope="module")
 def local_airflow(airflow_base):
     with procs.project_services(airflow_base, ["airflow"], "Airflow (LocalExecutor)"):
         yield airflow_base
-
-
-def mapped_transcode(client: AirflowClient, run_id: str) -> dict:
-    return next(ti for ti in client.task_instances("transcode_batch", run_id)
-                if ti["task_id"] == "transcode_on_cpu" and ti["map_index"] == 0)
-
-
-def running_transcodes(client: AirflowClient) -> list[dict]:
-    """Running transcode tasks of any run: the run scheduled when Airflow started may be the one
-    that took the video (a run triggered meanwhile waits, one run at a time)."""
-    found = client.call("GET", "/dags/transcode_batch/dagRuns/~/taskInstances",
-                        params={"state": "running", "limit": 100})["task_instances"]
-    return [ti for ti in found if ti["task_id"].startswith("transcode_on_")]
 
 
 def test_a_mapped_transcode_killed_mid_way_is_retried_and_its_ladder_is_valid(local_airflow, platform_of, tmp_path):
@@ -44,13 +32,7 @@ def test_a_mapped_transcode_killed_mid_way_is_retried_and_its_ladder_is_valid(lo
     airflow = AirflowClient.from_settings(settings)
     airflow.trigger("transcode_batch")
 
-    deadline, progress = time.monotonic() + 180, 0.0
-    while time.monotonic() < deadline:
-        video = platform.catalog.get_video(video_id)
-        progress = video.progress if video.stage == Stage.TRANSCODING else 0.0
-        if progress >= 15:
-            break
-        time.sleep(0.1)
+    progress = wait_for_progress(platform, video_id, 15)
     assert 10 <= progress <= 90, f"could not catch the transcode in the middle (progress {progress})"
     [task] = running_transcodes(airflow)
     run_id = task["dag_run_id"]
