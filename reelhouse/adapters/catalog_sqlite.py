@@ -17,6 +17,7 @@ import binascii
 import dataclasses
 import json
 import os
+import re
 import sqlite3
 import threading
 import time
@@ -84,6 +85,8 @@ CREATE TABLE IF NOT EXISTS creators (
     created_at REAL NOT NULL
 );
 """
+SCHEMA_OBJECTS = re.findall(r"CREATE (?:TABLE|INDEX) IF NOT EXISTS (\w+)", SCHEMA)
+
 
 
 class _ThreadConnection:
@@ -140,6 +143,8 @@ class SQLiteCatalog(Catalog):
         mode = connection.execute("PRAGMA journal_mode = WAL").fetchone()[0]
         if mode.lower() != "wal":
             raise CatalogError(f"could not put {self.path} in WAL mode (journal_mode is {mode})")
+        if self._schema_in_place(connection):
+            return  # the usual start: no write lock, so a process starting never waits on busy writers
         # IMMEDIATE takes the write lock first, so processes opening a new file together don't collide.
         connection.execute("BEGIN IMMEDIATE")
         try:
@@ -157,6 +162,14 @@ class SQLiteCatalog(Catalog):
         except BaseException:
             connection.execute("ROLLBACK")
             raise
+
+    @staticmethod
+    def _schema_in_place(connection: sqlite3.Connection) -> bool:
+        """This version's schema is all there already (a read; every statement is ``IF NOT EXISTS``)."""
+        if connection.execute("PRAGMA user_version").fetchone()[0] != SCHEMA_VERSION:
+            return False
+        present = {name for (name,) in connection.execute("SELECT name FROM sqlite_master")}
+        return set(SCHEMA_OBJECTS) <= present
 
     def close(self) -> None:
         self._closed = True

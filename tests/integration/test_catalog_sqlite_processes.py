@@ -5,6 +5,7 @@ from __future__ import annotations
 import multiprocessing
 from contextlib import closing
 import sqlite3
+import time
 from pathlib import Path
 
 import pytest
@@ -80,6 +81,36 @@ def test_reopening_keeps_the_data(tmp_path):
     assert reopened.get_video("v1").title == "kept"
     assert reopened.counters("v1") == {"views": 7}
     reopened.close()
+
+
+def test_a_process_opening_the_catalog_never_waits_for_a_busy_writer(tmp_path):
+    # Every API worker, task and CLI command opens the catalog: with the schema in place that is a
+    # read, so one that boots while another process holds the write lock neither waits nor fails.
+    path = tmp_path / "catalog.db"
+    SQLiteCatalog(path).close()
+    with closing(sqlite3.connect(path, isolation_level=None)) as writer:
+        writer.execute("BEGIN IMMEDIATE")
+        writer.execute("INSERT INTO creators VALUES ('c1', 'busy', 'hash', 0)")
+        started = time.monotonic()
+        catalog = SQLiteCatalog(path)
+        opened_s = time.monotonic() - started
+        assert catalog.get_creator("c1") is None  # not committed yet
+        writer.execute("COMMIT")
+    assert opened_s < 1.0, f"opening waited {opened_s:.1f} s for the writer"
+    assert catalog.get_creator("c1").name == "busy"
+    catalog.close()
+
+
+def test_schema_objects_missing_from_an_older_file_are_added_at_start(tmp_path):
+    path = tmp_path / "catalog.db"
+    SQLiteCatalog(path).close()
+    with closing(sqlite3.connect(path)) as raw:
+        raw.execute("DROP INDEX videos_by_stage")  # as a file made before the index existed
+
+    SQLiteCatalog(path).close()
+    with closing(sqlite3.connect(path)) as raw:
+        indexes = {name for (name,) in raw.execute("SELECT name FROM sqlite_master WHERE type = 'index'")}
+    assert "videos_by_stage" in indexes
 
 
 def test_a_file_from_a_newer_schema_is_refused(tmp_path):
