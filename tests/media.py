@@ -20,6 +20,31 @@ def make_clip(path: Path, seconds: float = 2.0, size: str = "320x240", rate: int
     return path
 
 
+def make_rotated_clip(path: Path, seconds: float = 4.0, size: str = "640x360", quarter_turns: int = 1) -> Path:
+    """An MP4 stored ``size`` (landscape) with a display matrix that turns it ``quarter_turns`` x 90°
+    clockwise, as a phone held upright writes it. ffmpeg 5.1 cannot write one, so the video track's
+    ``tkhd`` matrix is patched in place."""
+    import struct
+
+    make_clip(path, seconds=seconds, size=size, audio=False)
+    data = bytearray(path.read_bytes())
+    one, minus_one, w = 0x00010000, 0xFFFF0000, 0x40000000
+    width, height = (int(v) for v in size.split("x"))
+    matrices = {  # a b u / c d v / x y w, 16.16 (u, v, w 2.30); x/y move the turned frame back into view
+        1: (0, one, 0, minus_one, 0, 0, height << 16, 0, w),
+        2: (minus_one, 0, 0, 0, minus_one, 0, width << 16, height << 16, w),
+        3: (0, minus_one, 0, one, 0, 0, 0, width << 16, w),
+    }
+    at = data.find(b"tkhd")
+    if at < 0 or data[at + 4] != 0:
+        raise RuntimeError(f"{path}: no version-0 tkhd box to patch")
+    # after the type: version+flags, creation, modification, track id, reserved, duration (4 each),
+    # reserved (8), layer, alternate group, volume, reserved (2 each): the matrix starts 40 bytes in
+    data[at + 44:at + 80] = struct.pack(">9I", *matrices[quarter_turns % 4])
+    path.write_bytes(bytes(data))
+    return path
+
+
 def make_large_clip(path: Path, min_bytes: int, size: str = "320x240", rate: int = 25) -> Path:
     """Uncompressed video in Matroska: big files in little time (no encoding)."""
     width, height = (int(v) for v in size.split("x"))

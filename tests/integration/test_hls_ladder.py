@@ -263,3 +263,38 @@ def test_an_anamorphic_source_comes_out_in_square_pixels_at_its_displayed_aspect
                    if s["codec_type"] == "video"]
         assert (video["width"], video["height"]) == shown[name]
         assert video.get("sample_aspect_ratio", "1:1") in ("1:1", "0:1"), video  # square pixels
+
+
+def _first_frame(video: Path, png: Path, size: str, extra: tuple = ()) -> Path:
+    # ffmpeg applies a display matrix when it decodes (autorotate), as players do
+    subprocess.run(["ffmpeg", "-v", "error", "-y", "-i", str(video), "-frames:v", "1", "-vf",
+                    ",".join((*extra, f"scale={size.replace('x', ':')}")), str(png)], check=True)
+    return png
+
+
+def _ssim(first: Path, second: Path) -> float:
+    done = subprocess.run(["ffmpeg", "-v", "info", "-i", str(first), "-i", str(second), "-lavfi", "ssim",
+                           "-f", "null", "-"], capture_output=True, text=True, check=True)
+    return float(done.stderr.rsplit("All:", 1)[1].split()[0])
+
+
+@pytest.mark.parametrize("quarter_turns", [1, 3])
+def test_a_phone_clip_stored_sideways_comes_out_upright_in_every_rendition(tmp_path, quarter_turns):
+    # A phone held upright stores the frame landscape and writes a display matrix saying "turn me".
+    clip = media.make_rotated_clip(tmp_path / "phone.mp4", seconds=4, size="640x360", quarter_turns=quarter_turns)
+    ladder = transcode(clip, tmp_path / "out")
+    assert (ladder.media.width, ladder.media.height, ladder.media.rotation) == (360, 640, 90 * quarter_turns)
+    shown = {entry.uri.split("/")[0]: entry.resolution for entry in ladder.master().variants}
+    assert shown == {"360p": (360, 640), "240p": (240, 426), "144p": (144, 256)}
+    for name, playlist in ladder.playlists().items():
+        joined = hls_checks.joined(playlist, tmp_path / f"{name}.mp4")
+        [video] = [s for s in hls_checks.streams(joined) if s["codec_type"] == "video"]
+        assert (video["width"], video["height"]) == shown[name]
+        # turned in the pixels: no matrix left for a player to apply a second time
+        assert not [d for d in video.get("side_data_list", []) if d.get("side_data_type") == "Display Matrix"]
+    # and turned the right way: the top rendition's first frame is the source's first frame as shown
+    upright = _first_frame(clip, tmp_path / "upright.png", "360x640")
+    upside_down = _first_frame(clip, tmp_path / "upside-down.png", "360x640", ("hflip", "vflip"))
+    rendition = _first_frame(tmp_path / "360p.mp4", tmp_path / "rendition.png", "360x640")
+    assert _ssim(rendition, upright) > 0.85
+    assert _ssim(rendition, upside_down) < _ssim(rendition, upright) - 0.2
