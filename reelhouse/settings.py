@@ -156,10 +156,10 @@ class Settings(BaseSettings):
 
     @model_validator(mode="after")
     def _visibility_outlasts_the_longest_task(self) -> "Settings":
-        longest_s = self.transcode_task_timeout_min * 60
-        if self.airflow_celery_visibility_timeout_s is not None and self.airflow_celery_visibility_timeout_s <= longest_s:
+        chosen, longest_s = self.airflow_celery_visibility_timeout_s, self.transcode_task_timeout_min * 60
+        if chosen is not None and chosen <= longest_s:
             raise ValueError(
-                f"airflow_celery_visibility_timeout_s ({self.airflow_celery_visibility_timeout_s} s) must be longer "
+                f"airflow_celery_visibility_timeout_s ({chosen} s) must be longer "
                 f"than a transcode task may run (transcode_task_timeout_min = {self.transcode_task_timeout_min} min): "
                 "Celery would hand a running transcode to a second worker")
         return self

@@ -145,7 +145,8 @@ class RedisStreamsBus(Bus):
     def publish(self, topic: str, key: str, value: dict, headers: Optional[dict] = None) -> str:
         ((key, text, headers),) = encode_records([(key, value, headers)])
         shard = shard_for_key(key, self.shards)
-        entry_id = self.redis.xadd(_Keys(topic).stream(shard), {"key": key, "value": text, "headers": json.dumps(headers)})
+        fields = {"key": key, "value": text, "headers": json.dumps(headers)}
+        entry_id = self.redis.xadd(_Keys(topic).stream(shard), fields)
         return f"{shard}/{_text(entry_id)}"
 
     def publish_many(self, topic: str, records) -> list[str]:

@@ -88,7 +88,6 @@ CREATE TABLE IF NOT EXISTS creators (
 SCHEMA_OBJECTS = re.findall(r"CREATE (?:TABLE|INDEX) IF NOT EXISTS (\w+)", SCHEMA)
 
 
-
 class _ThreadConnection:
     """Holds one thread's connection; weak-referenceable so ``close`` can find it
     while a finished thread's connection is still freed with the thread."""

@@ -96,12 +96,12 @@ def test_a_gpu_worker_killed_mid_transcode_comes_back_and_the_retry_finishes_the
                 if o.key.endswith("master.m3u8")], "a ladder was published before the transcode finished"
 
     run_id = task["dag_run_id"]
-    procs.wait_until(lambda: mapped_transcode(airflow, run_id, "transcode_on_gpu", task["map_index"])["try_number"] >= 2,
+    procs.wait_until(lambda: mapped_transcode(airflow, run_id, task["task_id"], task["map_index"])["try_number"] >= 2,
                      90, "the retry of the task whose worker died", interval_s=0.5)
     retried_after_s = time.monotonic() - killed_at
     run = airflow.wait_for_run("transcode_batch", run_id, timeout_s=300)
     assert run["state"] == "success", run
-    retried = mapped_transcode(airflow, run_id, "transcode_on_gpu", task["map_index"])
+    retried = mapped_transcode(airflow, run_id, task["task_id"], task["map_index"])
     assert (retried["state"], retried["try_number"], retried["queue"]) == ("success", 2, "gpu"), retried
     [after] = live_queue_workers(platform.redis, "gpu", settings.gpu_heartbeat_fresh_s)
     assert after["pid"] != before["pid"], "the gpu-queue worker was not started again"
