@@ -68,6 +68,12 @@ def status(as_json: bool) -> None:
             name, f"[{colours[state]}]{state}[/]", entry["url"], str(entry["pid"] or "-"),
             entry["version"] or "-", memory,
         )
+        for part, detail in entry.get("components", {}).items():  # e.g. Airflow's scheduler
+            shown = detail["health"] or detail["state"]
+            colour = "green" if shown in ("healthy", "running") else "yellow" if detail["state"] == "running" else "red"
+            restarts = f"restarted {detail['starts'] - 1}x" if detail["starts"] > 1 else ""
+            part_memory = f"{detail['rss_bytes'] / 2**20:.0f} MiB" if detail["rss_bytes"] else "-"
+            table.add_row(f"  {part}", f"[{colour}]{shown}[/]", restarts, str(detail["pid"] or "-"), "", part_memory)
     Console().print(table)
 
 

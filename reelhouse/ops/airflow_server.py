@@ -13,6 +13,7 @@ processor and triggerer healthy (and, under Celery, both workers have announced 
 """
 from __future__ import annotations
 
+import json
 import logging
 import os
 import signal
@@ -25,7 +26,8 @@ from dataclasses import dataclass, field
 from typing import Optional
 
 from reelhouse.ops import airflow_config as config
-from reelhouse.ops.service import Service, ServiceError, log_file
+from reelhouse.ops import processes
+from reelhouse.ops.service import Service, ServiceError, log_file, pid_file
 from reelhouse.settings import Settings
 
 NAME = "airflow"
@@ -72,6 +74,61 @@ def components(settings: Settings) -> list[Component]:
 
 def component_log(settings: Settings, component: str):
     return log_file(settings, f"{NAME}-{component}")
+
+
+def components_file(settings: Settings):
+    return pid_file(settings, NAME).with_name(f"{NAME}-components.json")
+
+
+# What Airflow's health report calls each component whose heartbeat it judges.
+HEALTH_NAMES = {"scheduler": "scheduler", "dag-processor": "dag_processor", "triggerer": "triggerer"}
+
+
+def component_status(settings: Settings, supervisor_pid: int) -> dict[str, dict]:
+    """Each component the supervisor runs: PID, state, how often it was started, resident memory
+    with what it forked, and health: Airflow's own verdict for the scheduler, DAG processor and
+    triggerer, the answer of the API server, the heartbeat a Celery worker announces."""
+    try:
+        recorded = json.loads(components_file(settings).read_text())
+    except (FileNotFoundError, ValueError):
+        return {}
+    if recorded.get("supervisor") != supervisor_pid:
+        return {}  # written by an earlier supervisor
+    try:
+        report = health(settings)
+    except Exception:  # the API server is down or starting: every verdict it gives is unknown
+        report = None
+    found = {}
+    for name, entry in recorded["components"].items():
+        pid = entry["pid"]
+        alive = processes.is_alive(pid) and processes.parent_of(pid) == supervisor_pid
+        found[name] = {
+            "state": "running" if alive else "stopped", "pid": pid if alive else None, "starts": entry["starts"],
+            "rss_bytes": processes.tree_resident_bytes(pid) if alive else None,
+            "health": _component_health(settings, name, entry.get("queue"), report) if alive else None,
+        }
+    return found
+
+
+def _component_health(settings: Settings, name: str, queue: Optional[str], report: Optional[dict]) -> Optional[str]:
+    if queue:
+        import redis
+
+        from media_workers.transcode_batch import live_queue_workers
+
+        client = redis.Redis(host=settings.redis_host, port=settings.redis_port, db=settings.redis_db)
+        try:
+            fresh = live_queue_workers(client, queue, settings.gpu_heartbeat_fresh_s)
+        except redis.RedisError:
+            return None
+        finally:
+            client.close()
+        return "healthy" if any(w["name"] == celery_worker_name(queue) for w in fresh) else "unhealthy"
+    if report is None:
+        return None
+    if name == "api-server":
+        return "healthy"
+    return (report.get(HEALTH_NAMES.get(name, name)) or {}).get("status")
 
 
 # ---------------------------------------------------------------------------- set-up
@@ -134,6 +191,17 @@ class Supervisor:
         component.starts += 1
         log.info("airflow %s started (pid %d, start %d), log %s", component.name, component.process.pid,
                  component.starts, path)
+        self.record_components()
+
+    def record_components(self) -> None:
+        """Which PID runs which component, for `reelhouse status` (process titles are rewritten)."""
+        path = components_file(self.settings)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        temporary = path.with_suffix(".tmp")
+        temporary.write_text(json.dumps({"supervisor": os.getpid(), "components": {
+            c.name: {"pid": c.process.pid, "starts": c.starts, "queue": c.queue}
+            for c in self.components if c.process is not None}}))
+        temporary.replace(path)
 
     def run(self) -> int:
         signal.signal(signal.SIGTERM, lambda *_: self.stopping.set())
@@ -167,6 +235,7 @@ class Supervisor:
             except subprocess.TimeoutExpired:
                 component.process.kill()
                 component.process.wait()
+        components_file(self.settings).unlink(missing_ok=True)
         log.info("airflow stopped")
         return 0
 
@@ -249,6 +318,7 @@ SERVICE = Service(
     prepare=lambda settings: config.home(settings).mkdir(parents=True, exist_ok=True),
     environment=lambda settings: {**config.environment(settings)},
     wanted=lambda settings: settings.airflow_enabled,
+    components=component_status,
     start_timeout_s=180.0,
     stop_timeout_s=30.0,
 )

@@ -91,6 +91,32 @@ def resident_bytes(pid: int) -> int:
     return 0
 
 
+def parent_of(pid: int) -> Optional[int]:
+    fields = _stat_fields(pid)
+    return int(fields[1]) if fields else None
+
+
+def descendants(pid: int) -> list[int]:
+    """Live processes forked by ``pid``, its children's children and so on."""
+    children: dict[int, list[int]] = {}
+    for entry in os.scandir("/proc"):
+        if entry.name.isdigit():
+            fields = _stat_fields(int(entry.name))
+            if fields and fields[0] not in ("Z", "X"):
+                children.setdefault(int(fields[1]), []).append(int(entry.name))
+    found, frontier = [], [pid]
+    while frontier:
+        below = children.get(frontier.pop(), [])
+        found += below
+        frontier += below
+    return found
+
+
+def tree_resident_bytes(pid: int) -> int:
+    """VmRSS of ``pid`` and every process below it (a scheduler and its executor processes)."""
+    return sum(resident_bytes(member) for member in [pid, *descendants(pid)])
+
+
 def group_resident_bytes(pid: int) -> int:
     members = process_group(pid) if _leads_group(pid) else [pid]
     return sum(resident_bytes(member) for member in members)

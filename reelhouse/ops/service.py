@@ -51,6 +51,8 @@ class Service:
     prepare: Callable[[Settings], None] = _nothing_to_prepare  # data dirs, generated config
     environment: Callable[[Settings], dict[str, str]] = _no_extra_environment
     wanted: Callable[[Settings], bool] = _always  # e.g. Kafka only when the bus engine is kafka
+    # For a service that supervises several processes: ``components(settings, pid)`` → name → detail.
+    components: Optional[Callable[[Settings, int], dict[str, dict]]] = None
     start_timeout_s: float = 15.0
     stop_timeout_s: float = 10.0
 

@@ -163,7 +163,8 @@ def down(settings: Settings, services: Optional[Iterable[str]] = None, say: Say 
 
 
 def status(settings: Settings) -> dict[str, dict]:
-    """Per service: state (running | stopped | unhealthy), url, port, pid, version, rss_bytes, engine.
+    """Per service: state (running | stopped | unhealthy), url, port, pid, version, rss_bytes, engine,
+    and for a supervisor of several processes (Airflow) its ``components``.
 
     The version is what the running server reports, not what is installed.
     """
@@ -186,5 +187,7 @@ def status(settings: Settings) -> dict[str, dict]:
             entry["state"] = "running" if _probe(service.is_ready, settings) else "unhealthy"
             entry["version"] = service.version(settings)
             entry["rss_bytes"] = processes.group_resident_bytes(pid)
+            if service.components is not None:
+                entry["components"] = service.components(settings, pid)
         result[service.name] = entry
     return result

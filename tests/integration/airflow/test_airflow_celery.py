@@ -11,6 +11,7 @@ import pytest
 from media_workers.transcode_batch import live_queue_workers
 from reelhouse.domain.videos import VideoStatus
 from reelhouse.ops.airflow_client import AirflowClient
+from reelhouse.ops import services
 from reelhouse.ops.airflow_server import celery_worker_name, component_log
 from tests import media, procs
 from tests.hls_checks import check_published_ladder
@@ -32,6 +33,10 @@ def test_a_batch_goes_to_the_gpu_queue_worker_while_it_is_alive(celery_airflow, 
     gpu_workers = live_queue_workers(platform.redis, "gpu", settings.gpu_heartbeat_fresh_s)
     assert [w["name"] for w in gpu_workers] == [celery_worker_name("gpu")]
     assert live_queue_workers(platform.redis, "default", settings.gpu_heartbeat_fresh_s)
+    parts = services.status(settings)["airflow"]["components"]
+    assert {name: (part["state"], part["health"]) for name, part in parts.items() if name.startswith("celery-")} == {
+        "celery-default": ("running", "healthy"), "celery-gpu": ("running", "healthy")}
+    assert parts["celery-gpu"]["pid"] == gpu_workers[0]["pid"]
 
     creator = new_creator(platform, "celery")
     clip = media.make_clip(tmp_path / "clip.mp4", seconds=3, size="426x240")
@@ -105,6 +110,8 @@ def test_a_gpu_worker_killed_mid_transcode_comes_back_and_the_retry_finishes_the
     assert (retried["state"], retried["try_number"], retried["queue"]) == ("success", 2, "gpu"), retried
     [after] = live_queue_workers(platform.redis, "gpu", settings.gpu_heartbeat_fresh_s)
     assert after["pid"] != before["pid"], "the gpu-queue worker was not started again"
+    restarted = services.status(settings)["airflow"]["components"]["celery-gpu"]
+    assert (restarted["pid"], restarted["starts"], restarted["health"]) == (after["pid"], 2, "healthy"), restarted
     video = platform.catalog.get_video(video_id)
     assert video.status == VideoStatus.READY, video.reason
     driver = video.media_info["transcode"]["driver"]

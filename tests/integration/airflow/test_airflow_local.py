@@ -117,3 +117,27 @@ def test_the_maintenance_dag_lists_an_orphan_in_a_dry_run_and_removes_it_when_as
     assert report["dry_run"] is False and f"{bucket}/{key}" in report["objects"] and report["removed"] >= 1
     with pytest.raises(NoSuchKey):
         platform.objects.head(bucket, key)
+
+
+def test_status_shows_each_airflow_component_and_one_that_dies_is_started_again(local_airflow):
+    from reelhouse.ops import processes, services
+
+    def components() -> dict:
+        return services.status(local_airflow)["airflow"]["components"]
+
+    parts = components()
+    assert set(parts) == {"api-server", "scheduler", "dag-processor", "triggerer"}
+    for name, part in parts.items():
+        assert (part["state"], part["health"], part["starts"]) == ("running", "healthy", 1), (name, part)
+        assert processes.is_alive(part["pid"]) and part["rss_bytes"] > 20 * 2**20, (name, part)
+    assert parts["scheduler"]["pid"] != parts["triggerer"]["pid"]
+
+    dead = parts["triggerer"]
+    os.kill(dead["pid"], signal.SIGKILL)
+    procs.wait_until(lambda: components()["triggerer"]["starts"] == 2, 30, "the triggerer to be started again",
+                     interval_s=0.5)
+    procs.wait_until(lambda: components()["triggerer"]["health"] == "healthy", 90,
+                     "Airflow to call the new triggerer healthy", interval_s=1.0)
+    again = components()["triggerer"]
+    assert again["state"] == "running" and again["pid"] != dead["pid"] and processes.is_alive(again["pid"])
+    assert services.status(local_airflow)["airflow"]["state"] == "running"
