@@ -1,15 +1,15 @@
 """Airflow as one local service: its components under a small supervisor, one process group.
 
 ``python -m reelhouse.ops.airflow_server`` migrates the metadata database when Airflow's version
-changed, sets the ``transcode_workers`` pool from the settings, then runs the API server (the UI),
-the scheduler, the DAG processor and the triggerer, plus, under CeleryExecutor, one Celery
+changed, then runs the API server (the UI), the scheduler, the DAG processor and the triggerer
+(while it sets the ``transcode_workers`` pool from the settings beside them), plus, under CeleryExecutor, one Celery
 worker per queue (``default`` and ``gpu``). A component that exits is started again after a
 pause; each logs to ``logs/airflow-<component>.log``. Celery workers announce their queue and
 the encoder path they detected in Redis (``workers:airflow``), which is how ``transcode_batch``
 knows at run time whether a GPU worker is alive. ``reelhouse down`` stops the whole group.
 
-Ready means the API server's health endpoint reports the metadata database, scheduler, DAG
-processor and triggerer healthy (and, under Celery, both workers have announced themselves).
+Ready means the pool is set and the API server's health endpoint reports the metadata database,
+scheduler, DAG processor and triggerer healthy (and, under Celery, both workers have announced themselves).
 """
 from __future__ import annotations
 
@@ -164,12 +164,16 @@ def set_pools(settings: Settings) -> None:
                         "Transcodes at once, every queue (REELHOUSE_TRANSCODE_POOL_SLOTS)"])
 
 
-def prepare_metadata(settings: Settings, say=log.info) -> None:
+def prepare_database(settings: Settings, say=log.info) -> None:
     from reelhouse.ops import postgres_server
 
     config.home(settings).mkdir(parents=True, exist_ok=True)
     postgres_server.ensure_database(settings)
     migrate_if_needed(settings, say)
+
+
+def prepare_metadata(settings: Settings, say=log.info) -> None:
+    prepare_database(settings, say)
     set_pools(settings)
 
 
@@ -180,6 +184,9 @@ class Supervisor:
         self.components = components(settings)
         self.stopping = threading.Event()
         self.env = {**os.environ, **config.environment(settings)}
+        self.pools_set = False
+        self.failed = False
+        self._record_lock = threading.Lock()
 
     def start(self, component: Component) -> None:
         path = component_log(self.settings, component.name)
@@ -197,18 +204,34 @@ class Supervisor:
         """Which PID runs which component, for `reelhouse status` (process titles are rewritten)."""
         path = components_file(self.settings)
         path.parent.mkdir(parents=True, exist_ok=True)
-        temporary = path.with_suffix(".tmp")
-        temporary.write_text(json.dumps({"supervisor": os.getpid(), "components": {
-            c.name: {"pid": c.process.pid, "starts": c.starts, "queue": c.queue}
-            for c in self.components if c.process is not None}}))
-        temporary.replace(path)
+        with self._record_lock:
+            temporary = path.with_suffix(".tmp")
+            temporary.write_text(json.dumps({"supervisor": os.getpid(), "pools_set": self.pools_set, "components": {
+                c.name: {"pid": c.process.pid, "starts": c.starts, "queue": c.queue}
+                for c in self.components if c.process is not None}}))
+            temporary.replace(path)
+
+    def apply_pools(self) -> None:
+        """Beside the components' start (the CLI call takes ~8 s): tasks of a pool not yet there
+        wait in `scheduled`, and the service is not ready until it is set."""
+        try:
+            set_pools(self.settings)
+        except Exception:
+            log.exception("setting Airflow's pools failed: stopping")
+            self.failed = True
+            self.stopping.set()
+            return
+        self.pools_set = True
+        self.record_components()
+        log.info("airflow pool %s set to %d slots", config.TRANSCODE_POOL, self.settings.transcode_pool_slots)
 
     def run(self) -> int:
         signal.signal(signal.SIGTERM, lambda *_: self.stopping.set())
         signal.signal(signal.SIGINT, lambda *_: self.stopping.set())
-        prepare_metadata(self.settings)
+        prepare_database(self.settings)
         for component in self.components:
             self.start(component)
+        threading.Thread(target=self.apply_pools, name="pools", daemon=True).start()
         beats = threading.Thread(target=self.announce_queue_workers, daemon=True)
         beats.start()
         while not self.stopping.wait(1.0):
@@ -237,7 +260,7 @@ class Supervisor:
                 component.process.wait()
         components_file(self.settings).unlink(missing_ok=True)
         log.info("airflow stopped")
-        return 0
+        return 1 if self.failed else 0
 
     def announce_queue_workers(self) -> None:
         """Each live Celery worker's queue and encoder path, every few seconds, for transcode_batch's routing."""
@@ -279,7 +302,16 @@ def health(settings: Settings) -> dict:
     return requests.get(config.api_url(settings) + HEALTH_PATH, timeout=2).json()
 
 
+def pools_set(settings: Settings) -> bool:
+    try:
+        return bool(json.loads(components_file(settings).read_text()).get("pools_set"))
+    except (FileNotFoundError, ValueError):
+        return False
+
+
 def is_ready(settings: Settings) -> bool:
+    if not pools_set(settings):
+        return False
     report = health(settings)
     parts = ("metadatabase", "scheduler", "triggerer", "dag_processor")
     if not all((report.get(part) or {}).get("status") == "healthy" for part in parts):
