@@ -110,19 +110,27 @@ def component_status(settings: Settings, supervisor_pid: int) -> dict[str, dict]
     return found
 
 
+def fresh_queue_workers(settings: Settings, queue: str) -> list[dict]:
+    """The Celery workers of ``queue`` whose announced heartbeat is fresh (Redis errors propagate)."""
+    import redis
+
+    from media_workers.transcode_batch import live_queue_workers
+
+    client = redis.Redis(host=settings.redis_host, port=settings.redis_port, db=settings.redis_db, socket_timeout=5)
+    try:
+        return live_queue_workers(client, queue, settings.gpu_heartbeat_fresh_s)
+    finally:
+        client.close()
+
+
 def _component_health(settings: Settings, name: str, queue: Optional[str], report: Optional[dict]) -> Optional[str]:
     if queue:
         import redis
 
-        from media_workers.transcode_batch import live_queue_workers
-
-        client = redis.Redis(host=settings.redis_host, port=settings.redis_port, db=settings.redis_db)
         try:
-            fresh = live_queue_workers(client, queue, settings.gpu_heartbeat_fresh_s)
+            fresh = fresh_queue_workers(settings, queue)
         except redis.RedisError:
             return None
-        finally:
-            client.close()
         return "healthy" if any(w["name"] == celery_worker_name(queue) for w in fresh) else "unhealthy"
     if report is None:
         return None
@@ -317,15 +325,7 @@ def is_ready(settings: Settings) -> bool:
     if not all((report.get(part) or {}).get("status") == "healthy" for part in parts):
         return False
     if settings.airflow_executor == "CeleryExecutor":
-        import redis
-
-        from media_workers.transcode_batch import live_queue_workers
-
-        client = redis.Redis(host=settings.redis_host, port=settings.redis_port, db=settings.redis_db)
-        try:
-            return all(live_queue_workers(client, queue, settings.gpu_heartbeat_fresh_s) for queue in ("default", "gpu"))
-        finally:
-            client.close()
+        return all(fresh_queue_workers(settings, queue) for queue in ("default", "gpu"))
     return True
 
 
