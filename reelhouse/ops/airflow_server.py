@@ -307,7 +307,7 @@ def command(settings: Settings) -> list[str]:
 def health(settings: Settings) -> dict:
     import requests
 
-    return requests.get(config.api_url(settings) + HEALTH_PATH, timeout=2).json()
+    return requests.get(config.api_url(settings) + HEALTH_PATH, timeout=5).json()
 
 
 def pools_set(settings: Settings) -> bool:

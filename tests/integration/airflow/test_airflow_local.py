@@ -125,6 +125,9 @@ def test_status_shows_each_airflow_component_and_one_that_dies_is_started_again(
     def components() -> dict:
         return services.status(local_airflow)["airflow"]["components"]
 
+    # a busy machine can make one health answer late: wait for a complete report rather than assume one
+    procs.wait_until(lambda: all(part["health"] for part in components().values()), 60,
+                     "a health verdict for every component", interval_s=1.0)
     parts = components()
     assert set(parts) == {"api-server", "scheduler", "dag-processor", "triggerer"}
     for name, part in parts.items():
