@@ -4,7 +4,9 @@
 // object on stdout:
 //
 //   node airflow_ui.mjs --url http://127.0.0.1:PORT --user admin --password PW --dag transcode_batch
-//                       --run RUN_ID --shots DIR
+//                       --task find_backlog --run RUN_ID --shots DIR
+//
+// (--task: a task the DAG's page must show before its text is taken)
 //
 //   loginUrl      where the UI sent an anonymous visitor
 //   afterLogin    the URL after signing in
@@ -27,7 +29,7 @@ const ARGS = [
 const { values: opts } = parseArgs({
   options: {
     url: { type: 'string' }, user: { type: 'string' }, password: { type: 'string' },
-    dag: { type: 'string' }, run: { type: 'string' }, shots: { type: 'string' },
+    dag: { type: 'string' }, task: { type: 'string' }, run: { type: 'string' }, shots: { type: 'string' },
   },
 })
 
@@ -64,6 +66,9 @@ try {
   await page.getByRole('link', { name: opts.dag, exact: true }).first().click()
   await page.waitForURL(new RegExp(`/dags/${opts.dag}`))
   await page.waitForLoadState('networkidle')
+  // the grid of task ids arrives after the page settles (later still on a busy machine): wait for
+  // the task named on the command line rather than for a quiet network
+  await page.getByText(opts.task).first().waitFor()
   report.dagPage = { url: page.url(), text: await text() }
   await shot('03-dag.png')
 

@@ -72,7 +72,7 @@ def test_a_data_engineer_signs_in_to_the_ui_and_sees_the_dags_and_a_runs_grid(lo
     done = subprocess.run(
         [node, str(JS_DIR / "airflow_ui.mjs"), "--url", f"http://127.0.0.1:{local_airflow.airflow_api_port}",
          "--user", local_airflow.airflow_admin_user, "--password", admin_password(local_airflow),
-         "--dag", "transcode_batch", "--run", run_id, "--shots", str(shots)],
+         "--dag", "transcode_batch", "--task", "find_backlog", "--run", run_id, "--shots", str(shots)],
         cwd=JS_DIR, capture_output=True, text=True, timeout=180)
     report = json.loads(done.stdout.strip().splitlines()[-1]) if done.stdout.strip() else {}
     assert done.returncode == 0, f"{report.get('error')}\n{done.stderr[-2000:]}"
