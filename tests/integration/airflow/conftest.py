@@ -124,3 +124,50 @@ def wait_for_progress(platform, video_id: str, at_least: float, timeout_s: float
             break
         time.sleep(0.1)
     return progress
+
+
+def catch_a_transcode_midway(settings: Settings, platform, tmp_path: Path, name: str):
+    """Upload a 40 s clip, trigger transcode_batch, and return ``(video_id, client, task)`` once its
+    transcode is between 10 and 90 %: ``task`` is the running task instance, on its first try."""
+    from reelhouse.ops.airflow_client import AirflowClient
+    from tests import media
+
+    creator = new_creator(platform, name)
+    source = media.make_clip(tmp_path / "long.mp4", seconds=40, size="854x480")
+    video_id = media.tus_upload(api_client(platform), creator["auth"], source)
+    client = AirflowClient.from_settings(settings)
+    client.trigger("transcode_batch")
+    progress = wait_for_progress(platform, video_id, 15)
+    assert 10 <= progress <= 90, f"could not catch the transcode in the middle (progress {progress})"
+    [task] = running_transcodes(client)
+    assert task["try_number"] == 1 and task["pid"], task
+    return video_id, client, task
+
+
+def assert_retried_to_a_valid_ladder(settings: Settings, platform, client, task: dict, video_id: str,
+                                     killed_at: float, tmp_path: Path) -> dict:
+    """After ``task`` was killed at ``killed_at``: nothing was published half-way, try 2 starts within
+    a minute, the run succeeds and the video is ready with a valid 480p→144p ladder. The retried task."""
+    import time
+
+    from reelhouse.domain.videos import VideoStatus
+    from tests.hls_checks import check_published_ladder
+
+    assert not [o for o in platform.objects.list(settings.bucket_media, f"videos/{video_id}/")
+                if o.key.endswith("master.m3u8")], "a ladder was published before the transcode finished"
+    run_id, task_id, map_index = task["dag_run_id"], task["task_id"], task["map_index"]
+    procs.wait_until(lambda: mapped_transcode(client, run_id, task_id, map_index)["try_number"] >= 2, 90,
+                     "the retry of the killed task", interval_s=0.5)
+    retried_after_s = time.monotonic() - killed_at
+    run = client.wait_for_run("transcode_batch", run_id, timeout_s=300)
+    assert run["state"] == "success", run
+    retried = mapped_transcode(client, run_id, task_id, map_index)
+    assert retried["state"] == "success" and retried["try_number"] == 2, retried
+    video = platform.catalog.get_video(video_id)
+    assert video.status == VideoStatus.READY, video.reason
+    assert ":try2@" in video.media_info["transcode"]["driver"]
+    master = check_published_ladder(platform.objects, settings.bucket_media, video_id, tmp_path / "ladder")
+    assert sorted(v.resolution[1] for v in master.variants) == [144, 240, 360, 480]
+    print(f"killed task retried after {retried_after_s:.1f} s")
+    assert retried_after_s < 60, f"the killed task was retried only after {retried_after_s:.0f} s"
+    return retried

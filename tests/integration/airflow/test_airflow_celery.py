@@ -4,6 +4,8 @@ its videos there; on a machine without a GPU that proves the routing, and the vi
 encoder path the task really used."""
 from __future__ import annotations
 
+import os
+import signal
 import time
 
 import pytest
@@ -11,12 +13,12 @@ import pytest
 from media_workers.transcode_batch import live_queue_workers
 from reelhouse.domain.videos import VideoStatus
 from reelhouse.ops.airflow_client import AirflowClient
-from reelhouse.ops import services
+from reelhouse.ops import processes, services
 from reelhouse.ops.airflow_server import celery_worker_name, component_log
 from tests import media, procs
 from tests.hls_checks import check_published_ladder
-from tests.integration.airflow.conftest import (api_client, mapped_transcode, new_creator, running_transcodes,
-                                                stop_services, wait_for_progress)
+from tests.integration.airflow.conftest import (api_client, assert_retried_to_a_valid_ladder, catch_a_transcode_midway,
+                                                new_creator, stop_services)
 
 
 @pytest.fixture(scope="module")
@@ -75,48 +77,22 @@ def test_a_gpu_worker_killed_mid_transcode_comes_back_and_the_retry_finishes_the
     """The GPU machine's worker dies (its Celery process, pool and task process, all SIGKILLed): the
     scheduler notices the task's heartbeat stop, the supervisor restarts the worker, and the retry,
     still on the ``gpu`` queue, finishes a valid ladder. No half-written ladder is ever published."""
-    import psutil
-
     settings = celery_airflow
     platform = platform_of(settings)
     [before] = live_queue_workers(platform.redis, "gpu", settings.gpu_heartbeat_fresh_s)
-    creator = new_creator(platform, "celery-crash")
-    source = media.make_clip(tmp_path / "long.mp4", seconds=40, size="854x480")
-    video_id = media.tus_upload(api_client(platform), creator["auth"], source)
-    airflow = AirflowClient.from_settings(settings)
-    airflow.trigger("transcode_batch")
-
-    progress = wait_for_progress(platform, video_id, 15)
-    assert 10 <= progress <= 90, f"could not catch the transcode in the middle (progress {progress})"
-    [task] = running_transcodes(airflow)
-    assert task["task_id"] == "transcode_on_gpu" and task["try_number"] == 1, task
-    worker = psutil.Process(before["pid"])
-    doomed = [worker, *worker.children(recursive=True)]
-    assert task["pid"] in {p.pid for p in doomed}, "the task does not run under the gpu-queue worker"
-    for process in doomed:
-        process.kill()
+    video_id, airflow, task = catch_a_transcode_midway(settings, platform, tmp_path, "celery-crash")
+    assert task["task_id"] == "transcode_on_gpu", task
+    doomed = [before["pid"], *processes.descendants(before["pid"])]
+    assert task["pid"] in doomed, "the task does not run under the gpu-queue worker"
+    for pid in doomed:
+        os.kill(pid, signal.SIGKILL)
     killed_at = time.monotonic()
-    psutil.wait_procs(doomed, timeout=10)
-    assert not [o for o in platform.objects.list(settings.bucket_media, f"videos/{video_id}/")
-                if o.key.endswith("master.m3u8")], "a ladder was published before the transcode finished"
+    procs.wait_until(lambda: not any(processes.is_alive(pid) for pid in doomed), 10, "the killed processes to go")
 
-    run_id = task["dag_run_id"]
-    procs.wait_until(lambda: mapped_transcode(airflow, run_id, task["task_id"], task["map_index"])["try_number"] >= 2,
-                     90, "the retry of the task whose worker died", interval_s=0.5)
-    retried_after_s = time.monotonic() - killed_at
-    run = airflow.wait_for_run("transcode_batch", run_id, timeout_s=300)
-    assert run["state"] == "success", run
-    retried = mapped_transcode(airflow, run_id, task["task_id"], task["map_index"])
-    assert (retried["state"], retried["try_number"], retried["queue"]) == ("success", 2, "gpu"), retried
+    retried = assert_retried_to_a_valid_ladder(settings, platform, airflow, task, video_id, killed_at, tmp_path)
+    assert retried["queue"] == "gpu", retried
+    assert platform.catalog.get_video(video_id).media_info["transcode"]["driver"].endswith("/gpu")
     [after] = live_queue_workers(platform.redis, "gpu", settings.gpu_heartbeat_fresh_s)
     assert after["pid"] != before["pid"], "the gpu-queue worker was not started again"
     restarted = services.status(settings)["airflow"]["components"]["celery-gpu"]
     assert (restarted["pid"], restarted["starts"], restarted["health"]) == (after["pid"], 2, "healthy"), restarted
-    video = platform.catalog.get_video(video_id)
-    assert video.status == VideoStatus.READY, video.reason
-    driver = video.media_info["transcode"]["driver"]
-    assert ":try2@" in driver and driver.endswith("/gpu"), driver
-    master = check_published_ladder(platform.objects, settings.bucket_media, video_id, tmp_path / "ladder")
-    assert sorted(v.resolution[1] for v in master.variants) == [144, 240, 360, 480]
-    print(f"task of the killed worker retried after {retried_after_s:.1f} s")
-    assert retried_after_s < 60, f"the task of the killed worker was retried only after {retried_after_s:.0f} s"

@@ -9,12 +9,9 @@ import time
 
 import pytest
 
-from reelhouse.domain.videos import VideoStatus
 from reelhouse.ops.airflow_client import AirflowClient
-from tests import media, procs
-from tests.hls_checks import check_published_ladder
-from tests.integration.airflow.conftest import (api_client, mapped_transcode, new_creator, running_transcodes,
-                                                wait_for_progress)
+from tests import procs
+from tests.integration.airflow.conftest import assert_retried_to_a_valid_ladder, catch_a_transcode_midway
 
 
 @pytest.fixture(scope="module")
@@ -24,38 +21,10 @@ def local_airflow(airflow_base):
 
 
 def test_a_mapped_transcode_killed_mid_way_is_retried_and_its_ladder_is_valid(local_airflow, platform_of, tmp_path):
-    settings = local_airflow
-    platform = platform_of(settings)
-    creator = new_creator(platform, "sigkill")
-    source = media.make_clip(tmp_path / "long.mp4", seconds=40, size="854x480")
-    video_id = media.tus_upload(api_client(platform), creator["auth"], source)
-    airflow = AirflowClient.from_settings(settings)
-    airflow.trigger("transcode_batch")
-
-    progress = wait_for_progress(platform, video_id, 15)
-    assert 10 <= progress <= 90, f"could not catch the transcode in the middle (progress {progress})"
-    [task] = running_transcodes(airflow)
-    run_id = task["dag_run_id"]
-    assert task["try_number"] == 1 and task["pid"], task
+    platform = platform_of(local_airflow)
+    video_id, airflow, task = catch_a_transcode_midway(local_airflow, platform, tmp_path, "sigkill")
     os.kill(task["pid"], signal.SIGKILL)
-    killed_at = time.monotonic()
-    assert not [o for o in platform.objects.list(settings.bucket_media, f"videos/{video_id}/")
-                if o.key.endswith("master.m3u8")], "a ladder was published before the transcode finished"
-
-    procs.wait_until(lambda: mapped_transcode(airflow, run_id)["try_number"] >= 2, 60, "the retry of the killed task",
-                     interval_s=0.5)
-    retried_after_s = time.monotonic() - killed_at
-    run = airflow.wait_for_run("transcode_batch", run_id, timeout_s=300)
-    assert run["state"] == "success", run
-    task = mapped_transcode(airflow, run_id)
-    assert task["state"] == "success" and task["try_number"] == 2, task
-    video = platform.catalog.get_video(video_id)
-    assert video.status == VideoStatus.READY, video.reason
-    assert ":try2@" in video.media_info["transcode"]["driver"]
-    master = check_published_ladder(platform.objects, settings.bucket_media, video_id, tmp_path / "ladder")
-    assert sorted(v.resolution[1] for v in master.variants) == [144, 240, 360, 480]
-    print(f"killed task retried after {retried_after_s:.1f} s")
-    assert retried_after_s < 60, f"the killed task was retried only after {retried_after_s:.0f} s"
+    assert_retried_to_a_valid_ladder(local_airflow, platform, airflow, task, video_id, time.monotonic(), tmp_path)
 
 
 def test_a_data_engineer_signs_in_to_the_ui_and_sees_the_dags_and_a_runs_grid(local_airflow, node, artifacts_dir):
