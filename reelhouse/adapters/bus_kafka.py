@@ -190,7 +190,7 @@ class KafkaBus(Bus):
             self._produce(producer, topic, dict(
                 topic=physical, key=key.encode("utf-8"), value=text.encode("utf-8"),
                 headers=encode_headers(headers), on_delivery=delivered))
-        self._flush(producer, topic)
+        self._flush(producer)
         unconfirmed = sum(1 for outcome in outcomes if outcome is None)
         if unconfirmed:
             raise KafkaBusError(
@@ -218,7 +218,7 @@ class KafkaBus(Bus):
                 producer.poll(0.05)
 
     @staticmethod
-    def _flush(producer: Producer, topic: str) -> None:
+    def _flush(producer: Producer) -> None:
         """Flush while the queue keeps shrinking; a large batch may take longer than one timeout."""
         left = producer.flush(REQUEST_TIMEOUT_S)
         while left:

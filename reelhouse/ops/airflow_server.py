@@ -98,13 +98,13 @@ def component_status(settings: Settings, supervisor_pid: int) -> dict[str, dict]
         report = health(settings)
     except Exception:  # the API server is down or starting: every verdict it gives is unknown
         report = None
-    found = {}
+    found, children = {}, processes.children_by_parent()
     for name, entry in recorded["components"].items():
         pid = entry["pid"]
         alive = processes.is_alive(pid) and processes.parent_of(pid) == supervisor_pid
         found[name] = {
             "state": "running" if alive else "stopped", "pid": pid if alive else None, "starts": entry["starts"],
-            "rss_bytes": processes.tree_resident_bytes(pid) if alive else None,
+            "rss_bytes": processes.tree_resident_bytes(pid, children) if alive else None,
             "health": _component_health(settings, name, entry.get("queue"), report) if alive else None,
         }
     return found

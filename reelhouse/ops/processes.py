@@ -96,14 +96,21 @@ def parent_of(pid: int) -> Optional[int]:
     return int(fields[1]) if fields else None
 
 
-def descendants(pid: int) -> list[int]:
-    """Live processes forked by ``pid``, its children's children and so on."""
+def children_by_parent() -> dict[int, list[int]]:
+    """Every live process's children, from one scan of /proc."""
     children: dict[int, list[int]] = {}
     for entry in os.scandir("/proc"):
         if entry.name.isdigit():
             fields = _stat_fields(int(entry.name))
             if fields and fields[0] not in ("Z", "X"):
                 children.setdefault(int(fields[1]), []).append(int(entry.name))
+    return children
+
+
+def descendants(pid: int, children: Optional[dict[int, list[int]]] = None) -> list[int]:
+    """Live processes forked by ``pid``, its children's children and so on (``children``: a scan
+    already made, when asking about several processes)."""
+    children = children_by_parent() if children is None else children
     found, frontier = [], [pid]
     while frontier:
         below = children.get(frontier.pop(), [])
@@ -112,9 +119,9 @@ def descendants(pid: int) -> list[int]:
     return found
 
 
-def tree_resident_bytes(pid: int) -> int:
+def tree_resident_bytes(pid: int, children: Optional[dict[int, list[int]]] = None) -> int:
     """VmRSS of ``pid`` and every process below it (a scheduler and its executor processes)."""
-    return sum(resident_bytes(member) for member in [pid, *descendants(pid)])
+    return sum(resident_bytes(member) for member in [pid, *descendants(pid, children)])
 
 
 def group_resident_bytes(pid: int) -> int:
