@@ -18,6 +18,7 @@ from tests.fakes.bus import InMemoryBus
 LEASE_MS = 500
 BACKOFF_MS = 50
 MAX_ATTEMPTS = 3
+GROUP_SETTLE_S = 3.0
 TOPIC = "transcode-jobs"
 
 
@@ -126,14 +127,11 @@ def test_heartbeat_keeps_the_message_while_work_outlasts_the_lease(bus, subscrib
 
 def test_two_concurrent_consumers_keep_each_keys_order_and_consume_everything_once(bus, subscribe):
     keys = [f"key-{k}" for k in range(10)]
-    for seq in range(20):
-        for key in keys:
-            bus.publish(TOPIC, key, {"seq": seq})
     consumers = [subscribe(consumer="a"), subscribe(consumer="b")]
     consumed: list[tuple[str, int]] = []
     by_consumer: Counter = Counter()
     lock = threading.Lock()
-    deadline = time.monotonic() + 15
+    deadline = time.monotonic() + 30
 
     def work(subscription):
         while time.monotonic() < deadline:
@@ -149,6 +147,12 @@ def test_two_concurrent_consumers_keep_each_keys_order_and_consume_everything_on
     threads = [threading.Thread(target=work, args=(c,)) for c in consumers]
     for thread in threads:
         thread.start()
+    # Both consumers poll before anything is published, so each has joined the group (Kafka's join
+    # and rebalance take seconds on a busy machine) before the first can take all the work.
+    time.sleep(GROUP_SETTLE_S)
+    for seq in range(20):
+        for key in keys:
+            bus.publish(TOPIC, key, {"seq": seq})
     for thread in threads:
         thread.join()
 
