@@ -1,7 +1,7 @@
 """One ffmpeg for the whole ladder against one ffmpeg per rendition, all running at once as a worker pool would.
 
 The one-process ladder decodes the source once and ``split``s the picture into every rendition's
-scaler and encoder (``media_workers.ffmpeg_command.build_ladder_command``, called with the
+scaler and encoder (``media_workers.adapters.ffmpeg_command.build_ladder_command``, called with the
 arguments ``transcode_ladder`` gives it). The baseline is what a pool of per-rendition workers
 does: six ffmpeg processes started together, each decoding the same source itself and encoding one
 rendition. Each of those is built by the same ``build_ladder_command`` from the same plan with a
@@ -32,10 +32,10 @@ from typing import Iterator, Sequence
 from bench.live_stack import work_folder
 from bench.report import Stopwatch, busy_line, median, table, write_results
 from bench.transcode_overhead import children_cpu_s, make_h264_source, paired_median_ratio
-from media_workers import encoders
-from media_workers.ffmpeg_command import MEDIA_PLAYLIST, build_ladder_command
-from media_workers.ladder import MAX_FRAME_RATE, PlannedRendition, output_frame_rate, plan_ladder
-from media_workers.probe import MediaInfo, probe
+from media_workers.adapters import encoders
+from media_workers.adapters.ffmpeg_command import MEDIA_PLAYLIST, build_ladder_command
+from media_workers.adapters.ladder import MAX_FRAME_RATE, PlannedRendition, output_frame_rate, plan_ladder
+from media_workers.adapters.probe import MediaInfo, probe
 from reelhouse.settings import Settings
 
 TARGET_SPEEDUP = 1.3
@@ -61,7 +61,7 @@ class LadderJob:
     ffmpeg_bin: str
 
     def command(self, hls_dir: Path, renditions: Sequence[PlannedRendition]) -> list[str]:
-        """What transcode_ladder builds (media_workers.transcode._transcode_with), for any subset of the plan."""
+        """What transcode_ladder builds (media_workers.adapters.transcode._transcode_with), for any subset of the plan."""
         return build_ladder_command(
             str(self.source), hls_dir, renditions, has_audio=self.media.audio_codec is not None,
             source_frame_rate=output_frame_rate(self.media.frame_rate), encoder_path=self.encoder_path,

@@ -9,7 +9,7 @@ video is queued as a creator's would be) for each variant, then times, in rotate
 
 - **ladders direct** (baseline): ``transcode_ladder`` (the one ffmpeg process of a ladder) on each
   source, ``--slots`` at a time from a thread pool: the floor a batch cannot go below;
-- **jobs direct**: ``run_transcode_job`` (claim, ladder, poster, sprite, publish, mark ready) on each
+- **jobs direct**: ``TranscodeJobs.run`` (claim, ladder, poster, sprite, publish, mark ready) on each
   video, ``--slots`` at a time: everything the DAG's tasks do, without Airflow;
 - **transcode_batch**: trigger the DAG over the REST API; the clock stops when the run succeeds.
 
@@ -36,9 +36,8 @@ from pathlib import Path
 from bench.live_stack import work_folder
 from bench.report import Stopwatch, busy_line, median, percentile, table, write_results
 from bench.transcode_overhead import make_h264_source
-from media_workers.probe import probe
-from media_workers.transcode import transcode_ladder
-from media_workers.transcode_job import run_transcode_job
+from media_workers.adapters.probe import probe
+from media_workers.adapters.transcode import transcode_ladder
 from reelhouse.bootstrap import bootstrap
 from reelhouse.domain.videos import VideoStatus
 from reelhouse.ops import airflow_config, services
@@ -106,7 +105,7 @@ def ladders_direct(sources: list[Path], folder: Path, slots: int, preset: str) -
 
 def jobs_direct(platform, video_ids: list[str], slots: int) -> None:
     def one(video_id):
-        outcome = run_transcode_job(platform, video_id, holder="bench-jobs-direct")
+        outcome = platform.transcode_jobs.run(video_id, holder="bench-jobs-direct")
         if outcome.status != "ready":
             raise RuntimeError(f"job of {video_id}: {outcome}")
 

@@ -2,7 +2,7 @@
 
 A real stack (redis-server, the API under gunicorn) takes a 30 s 1080p upload, so the video is
 queued exactly as a creator's would be; the benchmark then runs the worker's job in-process
-(``run_transcode_job``: claim, transcode, poster, sprite, publish, mark ready) with the project's
+(``TranscodeJobs.run``: claim, transcode, poster, sprite, publish, mark ready) with the project's
 default preset (``Settings.transcode_preset``). The baseline is the ffmpeg argv that job ran
 (``LadderResult.command``), run again with ``subprocess`` on the same source into a fresh folder:
 the floor the worker's transcode cannot go below. ``transcode_ladder`` alone, called on the same
@@ -31,24 +31,23 @@ from typing import Callable, Iterator, Optional
 
 from bench.live_stack import LiveStack, live_stack, work_folder
 from bench.report import Stopwatch, busy_line, median, table, write_results
-from media_workers import encoders
-from media_workers import thumbnails as thumbnails_module
-from media_workers import transcode as transcode_module
-from media_workers import transcode_job as transcode_job_module
-from media_workers.ffmpeg_command import MEDIA_PLAYLIST
-from media_workers.probe import MediaInfo
-from media_workers.transcode import LadderResult, transcode_ladder
-from media_workers.transcode_job import run_transcode_job
+from media_workers.adapters import encoders
+from media_workers.adapters import thumbnails as thumbnails_module
+from media_workers.adapters import transcode as transcode_module
+from media_workers.transcoding import publish as publish_module
+from media_workers.adapters.ffmpeg_command import MEDIA_PLAYLIST
+from media_workers.adapters.probe import MediaInfo
+from media_workers.adapters.transcode import LadderResult, transcode_ladder
 from reelhouse.upload_client import ReelhouseUploader
 
 TARGET_RATIO = 1.05
 BARE = "bare ffmpeg, the job's argv (baseline)"
-JOB = "worker: run_transcode_job"
+JOB = "worker: TranscodeJobs.run"
 JOB_LADDER = "worker: its transcode_ladder step"
 LADDER = "transcode_ladder alone"
-# What run_transcode_job calls, timed from inside a job; the rest is claim, catalog writes, clean-up.
+# What TranscodeJobs.run calls, timed from inside a job; the rest is claim, catalog writes, clean-up.
 JOB_STEPS = {"transcode_ladder": transcode_module, "make_poster": thumbnails_module,
-             "make_sprite": thumbnails_module, "publish_folder": transcode_job_module}
+             "make_sprite": thumbnails_module, "publish_folder": publish_module}
 
 
 def make_h264_source(path: Path, seconds: int, size: str = "1920x1080", rate: int = 30,
@@ -139,7 +138,7 @@ def run_job(stack: LiveStack, video_id: str, steps: dict[str, list[float]], ladd
     cpu: dict[str, float] = {}
     captured: dict = {}
     with Stopwatch() as watch, timed_steps(seconds, cpu, captured):
-        outcome = run_transcode_job(stack.platform, video_id, holder="bench-transcode-overhead")
+        outcome = stack.platform.transcode_jobs.run(video_id, holder="bench-transcode-overhead")
     if outcome.status != "ready":
         raise RuntimeError(f"the job did not make video {video_id} ready: {outcome}")
     result: LadderResult = captured["result"]

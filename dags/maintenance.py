@@ -37,43 +37,38 @@ def maintenance():
     @task
     def abort_abandoned_uploads() -> list[str]:
         from reelhouse.bootstrap import opened_platform
-        from reelhouse.services import maintenance as tasks
 
         with opened_platform(Settings()) as platform:
-            return tasks.abort_abandoned_uploads(platform)
+            return platform.maintenance.abort_abandoned_uploads()
 
     @task
     def report_dead_letters() -> list[dict]:
         from reelhouse.bootstrap import opened_platform
-        from reelhouse.services import maintenance as tasks
 
         with opened_platform(Settings()) as platform:
-            return tasks.dead_lettered_jobs(platform)
+            return platform.maintenance.dead_lettered_jobs()
 
     @task
     def object_store_orphans() -> dict:
         from reelhouse.bootstrap import opened_platform
-        from reelhouse.services import maintenance as tasks
 
         remove = bool(get_current_context()["params"]["remove_orphans"])
         with opened_platform(Settings()) as platform:
-            return tasks.object_store_orphans(platform, remove=remove).to_dict()
+            return platform.maintenance.object_store_orphans(remove=remove).to_dict()
 
     @task
     def purge_expired_state() -> dict:
         from reelhouse.bootstrap import opened_platform
-        from reelhouse.services import maintenance as tasks
 
         with opened_platform(Settings()) as platform:
-            return tasks.purge_expired_upload_state(platform)
+            return platform.maintenance.purge_expired_upload_state()
 
     @task
     def trim_bus_topics() -> dict:
         from reelhouse.bootstrap import opened_platform
-        from reelhouse.services import maintenance as tasks
 
         with opened_platform(Settings()) as platform:
-            return tasks.trim_bus_topics(platform)
+            return platform.maintenance.trim_bus_topics()
 
     abort_abandoned_uploads()
     report_dead_letters()

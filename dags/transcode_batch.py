@@ -47,19 +47,17 @@ POOL = "transcode_workers"
 def transcode_batch():
     @task
     def find_backlog() -> list[str]:
-        from media_workers.transcode_batch import pending_videos
         from reelhouse.bootstrap import opened_platform
 
         with opened_platform(Settings()) as platform:
-            return pending_videos(platform, platform.settings.transcode_batch_size)
+            return platform.transcode_batch.pending_videos(platform.settings.transcode_batch_size)
 
     @task
     def route(video_ids: list[str]) -> dict[str, list[str]]:
-        from media_workers.transcode_batch import route as route_videos
         from reelhouse.bootstrap import opened_platform
 
         with opened_platform(Settings()) as platform:
-            return route_videos(platform, video_ids)
+            return platform.transcode_batch.route(video_ids)
 
     @task
     def share(routes: dict[str, list[str]], queue: str) -> list[str]:
@@ -69,7 +67,6 @@ def transcode_batch():
     def transcode(video_id: str, queue: str) -> dict:
         import socket
 
-        from media_workers.transcode_batch import transcode_video
         from reelhouse.bootstrap import opened_platform
 
         context = get_current_context()
@@ -81,15 +78,15 @@ def transcode_batch():
                   f"/{settings.airflow_worker_queue or 'local'}")
         final_attempt = ti.try_number > context["task"].retries
         with opened_platform(settings) as platform:
-            return transcode_video(platform, video_id, holder=holder, queue=queue, final_attempt=final_attempt)
+            return platform.transcode_batch.transcode_video(video_id, holder=holder, queue=queue,
+                                                            final_attempt=final_attempt)
 
     @task(trigger_rule="all_done", outlets=[VIDEOS_READY])
     def summarize(video_ids: list[str]) -> dict:
-        from media_workers.transcode_batch import summarize_from_catalog
         from reelhouse.bootstrap import opened_platform
 
         with opened_platform(Settings()) as platform:
-            return summarize_from_catalog(platform, video_ids)
+            return platform.transcode_batch.summarize(video_ids)
 
     backlog = find_backlog()
     routes = route(backlog)

@@ -1,4 +1,5 @@
-"""The transcode worker: consumes ``transcode-jobs`` from the bus, one job at a time.
+"""The transcode worker (the entry point of ``reelhouse worker``): consumes ``transcode-jobs``
+from the bus, one job at a time.
 
 Ack after the ladder is published and the video is ready; a transient failure
 is rejected (the bus redelivers after a back-off); a permanent one marks the
@@ -14,24 +15,30 @@ import socket
 import threading
 from typing import Optional
 
-from media_workers.transcode_job import PermanentTranscodeFailure, give_up, run_transcode_job
+import reelhouse
+from media_workers.adapters.transcode_errors import PermanentTranscodeError
+from media_workers.transcoding.job import TranscodeJobs
 from reelhouse.domain.jobs import TOPIC_TRANSCODE_JOBS
+from reelhouse.ports import Bus, Coordination, CoordinationKeys
+from reelhouse.settings import Settings
 
 log = logging.getLogger("reelhouse.worker")
 
+HEARTBEAT_INTERVAL_S = 5.0  # the supervisor calls a worker alive while its beat is fresh (FRESH_S there)
+
 
 class TranscodeWorker:
-    def __init__(self, platform, name: Optional[str] = None):
-        self.platform = platform
+    def __init__(self, settings: Settings, bus: Bus, jobs: TranscodeJobs, name: Optional[str] = None):
+        self.settings, self.bus, self.jobs = settings, bus, jobs
         self.name = name or f"worker-{socket.gethostname()}-{os.getpid()}"
         self.stop = threading.Event()
         self.jobs_done = 0
 
-    def run(self, max_jobs: Optional[int] = None) -> None:
-        settings = self.platform.settings
-        subscription = self.platform.bus.subscribe(TOPIC_TRANSCODE_JOBS, settings.transcode_group, self.name)
+    def run(self, max_jobs: Optional[int] = None, engines: str = "") -> None:
+        settings = self.settings
+        subscription = self.bus.subscribe(TOPIC_TRANSCODE_JOBS, settings.transcode_group, self.name)
         log.info("transcode worker %s consuming %s (group %s); %s", self.name, TOPIC_TRANSCODE_JOBS,
-                 settings.transcode_group, self.platform.engine_line())
+                 settings.transcode_group, engines or f"bus={self.bus.engine}")
         try:
             while not self.stop.is_set() and (max_jobs is None or self.jobs_done < max_jobs):
                 for message in subscription.poll(max_messages=1, timeout_s=1.0):
@@ -45,15 +52,14 @@ class TranscodeWorker:
         job_id = message.value.get("job_id", message.id)
         log.info("job %s: video %s, attempt %d", job_id, video_id, message.attempts)
         try:
-            outcome = run_transcode_job(self.platform, video_id, holder=self.name,
-                                        keep_alive=subscription.heartbeat)
-        except PermanentTranscodeFailure as exc:
+            outcome = self.jobs.run(video_id, holder=self.name, keep_alive=subscription.heartbeat)
+        except PermanentTranscodeError as exc:
             log.info("job %s: video %s failed for good: %s", job_id, video_id, exc)
             subscription.dead_letter(message, str(exc))
         except Exception as exc:
             reason = f"{type(exc).__name__}: {exc}"
-            if message.attempts >= self.platform.settings.bus_max_attempts:
-                give_up(self.platform, video_id, f"transcode failed after {message.attempts} attempts: {reason}")
+            if message.attempts >= self.settings.bus_max_attempts:
+                self.jobs.give_up(video_id, f"transcode failed after {message.attempts} attempts: {reason}")
             log.warning("job %s: video %s attempt %d failed: %s", job_id, video_id, message.attempts, reason)
             subscription.reject(message, reason)
         else:
@@ -62,30 +68,25 @@ class TranscodeWorker:
         self.jobs_done += 1
 
 
-def _beat_until_stopped(platform, worker: TranscodeWorker, encoder_path: str) -> None:
-    import json
-    import time
-
-    import reelhouse
-    from reelhouse.ops.worker_service import HEARTBEATS
-
+def _beat_until_stopped(coordination: Coordination, worker: TranscodeWorker, encoder_path: str) -> None:
+    group = CoordinationKeys.TRANSCODE_WORKERS
     while True:
         beat = {"pid": os.getpid(), "version": reelhouse.__version__, "encoder_path": encoder_path,
-                "jobs_done": worker.jobs_done, "seen": time.time()}
+                "jobs_done": worker.jobs_done}
         try:
-            platform.redis.hset(HEARTBEATS, worker.name, json.dumps(beat))
+            coordination.beat(group, worker.name, beat)
         except Exception:  # Redis restarting: the next beat retries
             log.warning("worker heartbeat failed", exc_info=True)
-        if worker.stop.wait(5.0):
-            platform.redis.hdel(HEARTBEATS, worker.name)
+        if worker.stop.wait(HEARTBEAT_INTERVAL_S):
+            coordination.forget_member(group, worker.name)
             return
 
 
 def serve(platform) -> None:
     """The ``reelhouse worker`` process: run until SIGTERM/SIGINT, finishing the job in hand."""
-    from media_workers.encoders import detect_encoder_path
+    from media_workers.adapters.encoders import detect_encoder_path
 
-    worker = TranscodeWorker(platform)
+    worker = TranscodeWorker(platform.settings, platform.bus, platform.transcode_jobs)
 
     def _stop(signum, frame):
         log.info("transcode worker %s: signal %d, stopping after the current job", worker.name, signum)
@@ -95,10 +96,11 @@ def serve(platform) -> None:
     signal.signal(signal.SIGINT, _stop)
     encoder_path = detect_encoder_path(platform.settings.ffmpeg_bin)
     log.info("transcode worker %s: encoder path %s", worker.name, encoder_path)
-    beats = threading.Thread(target=_beat_until_stopped, args=(platform, worker, encoder_path), daemon=True)
+    beats = threading.Thread(target=_beat_until_stopped, args=(platform.coordination, worker, encoder_path),
+                             daemon=True)
     beats.start()
     try:
-        worker.run()
+        worker.run(engines=platform.engine_line())
     finally:
         worker.stop.set()
         beats.join(2)

@@ -13,7 +13,7 @@ from typing import Iterator, Optional
 
 import redis
 
-from reelhouse.ports import Bus, Cache, Catalog, ObjectStore
+from reelhouse.ports import Bus, Cache, Catalog, Coordination, ObjectStore, UploadSessionStore
 from reelhouse.settings import Settings
 
 log = logging.getLogger("reelhouse")
@@ -25,13 +25,17 @@ class EngineUnavailable(RuntimeError):
 
 @dataclass
 class Platform:
+    """The wired engines. Services take the ports they use from here; none takes the platform."""
+
     settings: Settings
-    redis: redis.Redis
     objects: ObjectStore
     catalog: Catalog
     bus: Bus
     cache: Cache
+    coordination: Coordination
+    upload_sessions: UploadSessionStore
     _services: dict = field(default_factory=dict)
+    _close_last: list = field(default_factory=list)  # clients the adapters share (Redis), closed after them
     closed: threading.Event = field(default_factory=threading.Event)  # set by close(): background loops end
 
     def engines(self) -> dict[str, str]:
@@ -40,6 +44,8 @@ class Platform:
             "catalog": self.catalog.engine,
             "bus": self.bus.engine,
             "cache": self.cache.engine,
+            "coordination": self.coordination.engine,
+            "upload_sessions": self.upload_sessions.engine,
         }
 
     def engine_line(self) -> str:
@@ -50,7 +56,8 @@ class Platform:
         from reelhouse.services.uploads import UploadService
 
         if "uploads" not in self._services:
-            self._services["uploads"] = UploadService(self)
+            self._services["uploads"] = UploadService(
+                self.settings, self.objects, self.catalog, self.bus, self.upload_sessions, self.coordination)
         return self._services["uploads"]
 
     @property
@@ -58,7 +65,7 @@ class Platform:
         from reelhouse.services.videos import VideoQueries
 
         if "videos" not in self._services:
-            self._services["videos"] = VideoQueries(self)
+            self._services["videos"] = VideoQueries(self.settings, self.catalog, self.cache, self.uploads)
         return self._services["videos"]
 
     @property
@@ -66,14 +73,44 @@ class Platform:
         from reelhouse.services.creators import CreatorService
 
         if "creators" not in self._services:
-            self._services["creators"] = CreatorService(self)
+            self._services["creators"] = CreatorService(self.catalog)
         return self._services["creators"]
+
+    @property
+    def maintenance(self):
+        from reelhouse.services.maintenance import Maintenance
+
+        if "maintenance" not in self._services:
+            self._services["maintenance"] = Maintenance(self.settings, self.objects, self.catalog, self.bus,
+                                                        self.upload_sessions, self.coordination, self.uploads)
+        return self._services["maintenance"]
+
+    @property
+    def transcode_jobs(self):
+        from media_workers.transcoding.job import TranscodeJobs
+
+        if "transcode_jobs" not in self._services:
+            self._services["transcode_jobs"] = TranscodeJobs(self.settings, self.catalog, self.objects,
+                                                             self.coordination)
+        return self._services["transcode_jobs"]
+
+    @property
+    def transcode_batch(self):
+        from media_workers.transcoding.batch import TranscodeBatch
+
+        if "transcode_batch" not in self._services:
+            self._services["transcode_batch"] = TranscodeBatch(self.settings, self.catalog, self.coordination,
+                                                               self.transcode_jobs)
+        return self._services["transcode_batch"]
 
     def close(self) -> None:
         self.closed.set()
         self.bus.close()
         self.catalog.close()
-        self.redis.close()
+        self.coordination.close()
+        self.upload_sessions.close()
+        for client in self._close_last:
+            client.close()
 
 
 def _object_store(settings: Settings) -> ObjectStore:
@@ -134,6 +171,8 @@ def bootstrap(settings: Optional[Settings] = None) -> Platform:
         socket_timeout=30, socket_connect_timeout=5, health_check_interval=30,
     )
     from reelhouse.adapters.cache_redis import RedisCache
+    from reelhouse.adapters.coordination_redis import RedisCoordination
+    from reelhouse.adapters.upload_sessions_redis import RedisUploadSessions
 
     objects = _object_store(settings)
     for bucket in (settings.bucket_uploads, settings.bucket_media):
@@ -143,12 +182,24 @@ def bootstrap(settings: Optional[Settings] = None) -> Platform:
     cache = RedisCache(client)
     return Platform(
         settings=settings,
-        redis=client,
         objects=objects,
         catalog=InvalidatingCatalog(_catalog(settings), cache),
         bus=_bus(settings, client),
         cache=cache,
+        coordination=RedisCoordination(client),
+        upload_sessions=RedisUploadSessions(client, settings.upload_ttl_s),
+        _close_last=[client],
     )
+
+
+def standalone_coordination(settings: Settings, socket_timeout_s: float = 5.0) -> Coordination:
+    """Coordination alone, for processes that need nothing else (the supervisor reading heartbeats);
+    closing it closes its connection."""
+    from reelhouse.adapters.coordination_redis import RedisCoordination
+
+    client = redis.Redis(host=settings.redis_host, port=settings.redis_port, db=settings.redis_db,
+                         socket_timeout=socket_timeout_s, socket_connect_timeout=socket_timeout_s)
+    return RedisCoordination(client, owns_client=True)
 
 
 @contextmanager

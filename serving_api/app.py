@@ -74,13 +74,16 @@ class _MethodOverride:
 
 
 def _start_upload_sweeper(platform: Platform) -> None:
-    """Every API process offers to sweep; a Redis lock lets one of them do it per interval."""
+    """Every API process offers to sweep; a lease lets one of them do it per interval (it is left to
+    expire rather than released, so the others skip the rest of the interval)."""
+    from reelhouse.ports import CoordinationKeys
+
     interval = max(5, min(60, platform.settings.upload_ttl_s // 4))
 
     def loop():
         while not platform.closed.wait(interval):  # ends with its platform (tests build many)
             try:
-                if platform.redis.set("uploads:sweep-lock", "1", nx=True, ex=interval):
+                if platform.coordination.acquire(CoordinationKeys.UPLOAD_SWEEP, interval * 1000, holder="sweeper"):
                     platform.uploads.sweep_expired()
             except Exception:  # a sweep must never take the API down; the next interval retries
                 log.exception("upload sweep failed")

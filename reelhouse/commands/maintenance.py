@@ -15,10 +15,9 @@ def maintenance() -> None:
 def sweep_uploads() -> None:
     """Abort uploads whose state expired (no data for the upload TTL); their videos end failed."""
     from reelhouse.bootstrap import opened_platform
-    from reelhouse.services import maintenance as tasks
 
     with opened_platform() as platform:
-        swept = tasks.abort_abandoned_uploads(platform)
+        swept = platform.maintenance.abort_abandoned_uploads()
     click.echo(f"swept {len(swept)} abandoned upload(s)" + (": " + ", ".join(swept) if swept else ""))
 
 
@@ -27,10 +26,9 @@ def sweep_uploads() -> None:
 def dead_letters(limit: int) -> None:
     """List transcode jobs that were given up, with their reasons."""
     from reelhouse.bootstrap import opened_platform
-    from reelhouse.services import maintenance as tasks
 
     with opened_platform() as platform:
-        letters = tasks.dead_lettered_jobs(platform, limit)
+        letters = platform.maintenance.dead_lettered_jobs(limit)
     click.echo(f"{len(letters)} dead-lettered transcode job(s)")
     for entry in letters:
         click.echo(f"  job {entry['job_id']} video {entry['video_id']} ({entry['video_status']}), "
@@ -43,10 +41,9 @@ def dead_letters(limit: int) -> None:
 def orphans(remove: bool, as_json: bool) -> None:
     """Objects and multipart uploads that belong to no video and no upload (older than an hour)."""
     from reelhouse.bootstrap import opened_platform
-    from reelhouse.services import maintenance as tasks
 
     with opened_platform() as platform:
-        report = tasks.object_store_orphans(platform, remove=remove)
+        report = platform.maintenance.object_store_orphans(remove=remove)
     if as_json:
         click.echo(json.dumps(report.to_dict(), indent=2))
         return
@@ -61,10 +58,9 @@ def orphans(remove: bool, as_json: bool) -> None:
 def purge_state() -> None:
     """Drop upload deadlines that lead nowhere and work folders of transcodes nobody holds."""
     from reelhouse.bootstrap import opened_platform
-    from reelhouse.services import maintenance as tasks
 
     with opened_platform() as platform:
-        purged = tasks.purge_expired_upload_state(platform)
+        purged = platform.maintenance.purge_expired_upload_state()
     click.echo(f"purged {purged['upload_deadlines']} upload deadline(s), {purged['work_folders']} work folder(s)")
 
 
@@ -72,8 +68,7 @@ def purge_state() -> None:
 def trim_bus() -> None:
     """Drop bus messages every consumer group has acknowledged (Redis Streams; Kafka uses its retention)."""
     from reelhouse.bootstrap import opened_platform
-    from reelhouse.services import maintenance as tasks
 
     with opened_platform() as platform:
-        trimmed = tasks.trim_bus_topics(platform)
+        trimmed = platform.maintenance.trim_bus_topics()
     click.echo("trimmed " + ", ".join(f"{topic}: {count}" for topic, count in trimmed.items()))

@@ -112,15 +112,14 @@ def component_status(settings: Settings, supervisor_pid: int) -> dict[str, dict]
 
 def fresh_queue_workers(settings: Settings, queue: str) -> list[dict]:
     """The Celery workers of ``queue`` whose announced heartbeat is fresh (Redis errors propagate)."""
-    import redis
+    from media_workers.transcoding.batch import live_queue_workers
+    from reelhouse.bootstrap import standalone_coordination
 
-    from media_workers.transcode_batch import live_queue_workers
-
-    client = redis.Redis(host=settings.redis_host, port=settings.redis_port, db=settings.redis_db, socket_timeout=5)
+    coordination = standalone_coordination(settings)
     try:
-        return live_queue_workers(client, queue, settings.gpu_heartbeat_fresh_s)
+        return live_queue_workers(coordination, queue, settings.gpu_heartbeat_fresh_s)
     finally:
-        client.close()
+        coordination.close()
 
 
 def _component_health(settings: Settings, name: str, queue: Optional[str], report: Optional[dict]) -> Optional[str]:
@@ -275,28 +274,30 @@ class Supervisor:
         workers = [c for c in self.components if c.queue]
         if not workers:
             return
-        from media_workers.encoders import detect_encoder_path
-        from media_workers.transcode_batch import QUEUE_HEARTBEATS, record_queue_heartbeat
-        import redis
+        from media_workers.adapters.encoders import detect_encoder_path
+        from media_workers.transcoding.batch import announce_queue_worker
+        from reelhouse.bootstrap import standalone_coordination
+        from reelhouse.ports import CoordinationKeys
 
         encoder_path = detect_encoder_path(self.settings.ffmpeg_bin)
-        client = redis.Redis(host=self.settings.redis_host, port=self.settings.redis_port, db=self.settings.redis_db)
+        coordination = standalone_coordination(self.settings)
         while not self.stopping.is_set():
             for worker in workers:
                 name = celery_worker_name(worker.queue)
                 try:
                     if worker.process and worker.process.poll() is None:
-                        record_queue_heartbeat(client, name, worker.queue, encoder_path, worker.process.pid)
+                        announce_queue_worker(coordination, name, worker.queue, encoder_path, worker.process.pid)
                     else:
-                        client.hdel(QUEUE_HEARTBEATS, name)
+                        coordination.forget_member(CoordinationKeys.QUEUE_WORKERS, name)
                 except Exception:  # Redis restarting: the next round retries
                     log.warning("announcing %s failed", name, exc_info=True)
             self.stopping.wait(5.0)
         for worker in workers:
             try:
-                client.hdel(QUEUE_HEARTBEATS, celery_worker_name(worker.queue))
-            except Exception:
+                coordination.forget_member(CoordinationKeys.QUEUE_WORKERS, celery_worker_name(worker.queue))
+            except Exception:  # Redis gone first: the beat goes stale and readers drop it anyway
                 pass
+        coordination.close()
 
 
 # ---------------------------------------------------------------------------- the service

@@ -1,22 +1,21 @@
 """The transcode worker as a local service (``reelhouse worker``; no port).
 
-Ready means the worker has written a fresh heartbeat to Redis under its PID;
-the heartbeat also tells other drivers (Airflow's batch, later) which workers are alive.
+Ready means the worker has sent a fresh heartbeat (``Coordination``, group
+``CoordinationKeys.TRANSCODE_WORKERS``) under its PID; the beat also carries its version and the
+encoder path it detected, which ``status`` shows.
 """
 from __future__ import annotations
 
-import json
 import sys
-import time
 from typing import Optional
 
 from reelhouse.ops import processes
 from reelhouse.ops.service import Service, log_file, pid_file, settings_environment
+from reelhouse.ports import CoordinationKeys
 from reelhouse.settings import Settings
 
 NAME = "worker"
-HEARTBEATS = "workers:transcode"  # hash: worker name → JSON {pid, version, encoder_path, seen}
-FRESH_S = 15.0
+FRESH_S = 15.0  # three of the worker's beats (media_workers.worker.HEARTBEAT_INTERVAL_S)
 
 
 def command(settings: Settings) -> list[str]:
@@ -24,19 +23,16 @@ def command(settings: Settings) -> list[str]:
 
 
 def _heartbeat(settings: Settings) -> Optional[dict]:
-    import redis
+    """The fresh beat of the worker this supervisor started (its PID file's PID), if any."""
+    from reelhouse.bootstrap import standalone_coordination  # the Redis client costs the CLI time to import
 
     pid = processes.read_pid(pid_file(settings, NAME))
-    client = redis.Redis(host=settings.redis_host, port=settings.redis_port, db=settings.redis_db,
-                         socket_timeout=2)
+    coordination = standalone_coordination(settings, socket_timeout_s=2)
     try:
-        for raw in client.hvals(HEARTBEATS):
-            beat = json.loads(raw)
-            if beat.get("pid") == pid and time.time() - beat.get("seen", 0) < FRESH_S:
-                return beat
+        beats = coordination.live_members(CoordinationKeys.TRANSCODE_WORKERS, FRESH_S)
     finally:
-        client.close()
-    return None
+        coordination.close()
+    return next((beat for beat in beats.values() if beat.get("pid") == pid), None)
 
 
 def is_ready(settings: Settings) -> bool:
@@ -56,7 +52,7 @@ SERVICE = Service(
     program="reelhouse.cli",
     describe_engine=lambda settings: f"transcode worker on the {settings.engine('bus')} bus, group {settings.transcode_group}",
     port=lambda settings: 0,
-    url=lambda settings: f"{settings.redis_url}#{HEARTBEATS}",
+    url=lambda settings: f"{settings.redis_url}#{CoordinationKeys.TRANSCODE_WORKERS}",
     command=command,
     is_ready=is_ready,
     version=version,

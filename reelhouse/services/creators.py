@@ -7,15 +7,15 @@ from typing import Optional
 from reelhouse.domain.creators import (
     ANONYMOUS, Creator, Principal, hash_token, new_api_token, new_creator_id,
 )
-from reelhouse.ports import CatalogError
+from reelhouse.ports import Catalog, CatalogError
 from reelhouse.services.errors import BadRequest, Conflict, Unauthorized
 
 NAME_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9 _.\-]{0,62}$")
 
 
 class CreatorService:
-    def __init__(self, platform):
-        self.catalog = platform.catalog
+    def __init__(self, catalog: Catalog):
+        self.catalog = catalog
 
     def add(self, name: str) -> tuple[Creator, str]:
         """Registers a creator; returns it with its API token (shown once, stored hashed)."""

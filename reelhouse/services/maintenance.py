@@ -14,7 +14,6 @@ Everything younger than ``maintenance_grace_s`` is left alone: it may belong to 
 """
 from __future__ import annotations
 
-import json
 import logging
 import re
 import shutil
@@ -22,14 +21,21 @@ import time
 from dataclasses import asdict, dataclass, field
 from typing import Optional
 
-from reelhouse.domain.jobs import TOPIC_TRANSCODE_JOBS, TRANSCODE_CLAIM_KEY
-from reelhouse.services.upload_sessions import EXPIRY_KEY, REGISTRY_KEY, SESSION_KEY
+from reelhouse.domain.jobs import TOPIC_TRANSCODE_JOBS
+from reelhouse.ports import Bus, Catalog, Coordination, CoordinationKeys, ObjectStore, UploadSessionStore
+from reelhouse.services.uploads import UploadService
+from reelhouse.settings import Settings
 
 log = logging.getLogger("reelhouse.maintenance")
 
 _MEDIA_KEY = re.compile(r"^videos/(?P<video_id>[^/]+)/")
 _SOURCE_KEY = re.compile(r"^sources/[^/]+/(?P<video_id>[^/]+)/")
 _TUS_TAIL_KEY = re.compile(r"^tus-tails/(?P<upload_id>[^/]+)/")
+
+# Only topics whose every reader is a consumer group of the bus: a trim keeps what some group has
+# yet to ack, but cannot see a reader outside the groups (the Spark reader of watch-events, later).
+# The events and search issues add their topics here once their readers are groups.
+TRIMMED_TOPICS = (TOPIC_TRANSCODE_JOBS,)
 
 
 @dataclass
@@ -44,112 +50,102 @@ class OrphanReport:
         return asdict(self)
 
 
-def abort_abandoned_uploads(platform, now: Optional[float] = None) -> list[str]:
-    swept = platform.uploads.sweep_expired(now)
-    log.info("maintenance: %d abandoned upload(s) swept%s", len(swept), ": " + ", ".join(swept) if swept else "")
-    return swept
+class Maintenance:
+    def __init__(self, settings: Settings, objects: ObjectStore, catalog: Catalog, bus: Bus,
+                 upload_sessions: UploadSessionStore, coordination: Coordination, uploads: UploadService):
+        self.settings, self.objects, self.catalog, self.bus = settings, objects, catalog, bus
+        self.upload_sessions, self.coordination, self.uploads = upload_sessions, coordination, uploads
 
+    def abort_abandoned_uploads(self, now: Optional[float] = None) -> list[str]:
+        swept = self.uploads.sweep_expired(now)
+        log.info("maintenance: %d abandoned upload(s) swept%s", len(swept), ": " + ", ".join(swept) if swept else "")
+        return swept
 
-def dead_lettered_jobs(platform, limit: int = 100) -> list[dict]:
-    letters = platform.bus.dead_letters(TOPIC_TRANSCODE_JOBS, limit)
-    report = []
-    for letter in letters:
-        video_id = letter.value.get("video_id", letter.key)
-        video = platform.catalog.get_video(video_id)
-        report.append({
-            "job_id": letter.value.get("job_id", letter.id), "video_id": video_id,
-            "error": letter.headers.get("error"), "attempts": letter.headers.get("attempts"),
-            "video_status": video.status.value if video else "deleted",
-        })
-    log.info("maintenance: %d dead-lettered transcode job(s)", len(report))
-    for entry in report:
-        log.info("dead letter: job %s video %s (%s) after %s attempt(s): %s", entry["job_id"], entry["video_id"],
-                 entry["video_status"], entry["attempts"], entry["error"])
-    return report
+    def dead_lettered_jobs(self, limit: int = 100) -> list[dict]:
+        report = []
+        for letter in self.bus.dead_letters(TOPIC_TRANSCODE_JOBS, limit):
+            video_id = letter.value.get("video_id", letter.key)
+            video = self.catalog.get_video(video_id)
+            report.append({
+                "job_id": letter.value.get("job_id", letter.id), "video_id": video_id,
+                "error": letter.headers.get("error"), "attempts": letter.headers.get("attempts"),
+                "video_status": video.status.value if video else "deleted",
+            })
+        log.info("maintenance: %d dead-lettered transcode job(s)", len(report))
+        for entry in report:
+            log.info("dead letter: job %s video %s (%s) after %s attempt(s): %s", entry["job_id"], entry["video_id"],
+                     entry["video_status"], entry["attempts"], entry["error"])
+        return report
 
+    def object_store_orphans(self, remove: bool = False, now: Optional[float] = None) -> OrphanReport:
+        """Objects and multipart uploads that belong to no video and no upload session, older than
+        ``maintenance_grace_s``."""
+        settings, objects, catalog = self.settings, self.objects, self.catalog
+        cutoff = (now or time.time()) - settings.maintenance_grace_s
+        report = OrphanReport(dry_run=not remove)
+        known: dict[str, bool] = {}
 
-def object_store_orphans(platform, remove: bool = False, now: Optional[float] = None) -> OrphanReport:
-    """Objects and multipart uploads that belong to no video and no upload session, older than
-    ``maintenance_grace_s``."""
-    settings, objects, catalog = platform.settings, platform.objects, platform.catalog
-    cutoff = (now or time.time()) - settings.maintenance_grace_s
-    report = OrphanReport(dry_run=not remove)
-    known: dict[str, bool] = {}
+        def video_exists(video_id: str) -> bool:
+            if video_id not in known:
+                known[video_id] = catalog.get_video(video_id) is not None
+            return known[video_id]
 
-    def video_exists(video_id: str) -> bool:
-        if video_id not in known:
-            known[video_id] = catalog.get_video(video_id) is not None
-        return known[video_id]
+        # The sweeper's registry holds every live or unswept session, with its multipart upload's id.
+        sessions = self.upload_sessions.registered()
 
-    sessions = {raw.decode() for raw in platform.redis.hkeys(REGISTRY_KEY)}
+        def belongs(bucket: str, key: str) -> bool:
+            media = _MEDIA_KEY.match(key) if bucket == settings.bucket_media else None
+            source = _SOURCE_KEY.match(key) if bucket == settings.bucket_uploads else None
+            tail = _TUS_TAIL_KEY.match(key) if bucket == settings.bucket_uploads else None
+            if media or source:
+                return video_exists((media or source).group("video_id"))
+            return bool(tail) and tail.group("upload_id") in sessions
 
-    def belongs(bucket: str, key: str) -> bool:
-        media = _MEDIA_KEY.match(key) if bucket == settings.bucket_media else None
-        source = _SOURCE_KEY.match(key) if bucket == settings.bucket_uploads else None
-        tail = _TUS_TAIL_KEY.match(key) if bucket == settings.bucket_uploads else None
-        if media or source:
-            return video_exists((media or source).group("video_id"))
-        return bool(tail) and tail.group("upload_id") in sessions
+        for bucket in (settings.bucket_media, settings.bucket_uploads):
+            for info in objects.list(bucket):
+                if info.last_modified > cutoff or belongs(bucket, info.key):
+                    continue
+                report.objects.append(f"{bucket}/{info.key}")
+                report.object_bytes += info.size
+                if remove:
+                    objects.delete(bucket, info.key)
+                    report.removed += 1
 
-    for bucket in (settings.bucket_media, settings.bucket_uploads):
-        for info in objects.list(bucket):
-            if info.last_modified > cutoff or belongs(bucket, info.key):
-                continue
-            report.objects.append(f"{bucket}/{info.key}")
-            report.object_bytes += info.size
-            if remove:
-                objects.delete(bucket, info.key)
-                report.removed += 1
+        tracked = {session.multipart_id for session in sessions.values()}
+        for bucket in (settings.bucket_uploads, settings.bucket_media):
+            for key, multipart_id, initiated in objects.list_multipart_uploads(bucket):
+                if initiated > cutoff or multipart_id in tracked:
+                    continue
+                report.multipart_uploads.append(f"{bucket}/{key}#{multipart_id}")
+                if remove:
+                    objects.abort_multipart(bucket, key, multipart_id)
+                    report.removed += 1
+        log.info("maintenance: %d orphan object(s) (%d bytes), %d orphan multipart upload(s)%s",
+                 len(report.objects), report.object_bytes, len(report.multipart_uploads),
+                 f"; removed {report.removed}" if remove else " (dry run: nothing removed)")
+        return report
 
-    # The sweeper's registry holds every live or unswept session, with its multipart upload's id.
-    tracked = {json.loads(blob).get("multipart_id") for blob in platform.redis.hvals(REGISTRY_KEY)}
-    for bucket in (settings.bucket_uploads, settings.bucket_media):
-        for key, multipart_id, initiated in objects.list_multipart_uploads(bucket):
-            if initiated > cutoff or multipart_id in tracked:
-                continue
-            report.multipart_uploads.append(f"{bucket}/{key}#{multipart_id}")
-            if remove:
-                objects.abort_multipart(bucket, key, multipart_id)
-                report.removed += 1
-    log.info("maintenance: %d orphan object(s) (%d bytes), %d orphan multipart upload(s)%s",
-             len(report.objects), report.object_bytes, len(report.multipart_uploads),
-             f"; removed {report.removed}" if remove else " (dry run: nothing removed)")
-    return report
+    def purge_expired_upload_state(self, now: Optional[float] = None) -> dict:
+        """Sweeper deadlines whose upload left no trace, and transcode work folders nobody holds, older
+        than ``maintenance_grace_s``."""
+        now = now or time.time()
+        grace_s = self.settings.maintenance_grace_s
+        deadlines = self.upload_sessions.purge_deadlines(before=now - grace_s)
+        work_folders = 0
+        work_dir = self.settings.work_dir
+        if work_dir.exists():
+            for folder in work_dir.iterdir():
+                stale = folder.is_dir() and folder.stat().st_mtime < now - grace_s
+                if stale and self.coordination.holder(CoordinationKeys.transcode_claim(folder.name)) is None:
+                    shutil.rmtree(folder, ignore_errors=True)
+                    work_folders += 1
+        log.info("maintenance: purged %d stale upload deadline(s), %d abandoned work folder(s)", deadlines,
+                 work_folders)
+        return {"upload_deadlines": deadlines, "work_folders": work_folders}
 
-
-def purge_expired_upload_state(platform, now: Optional[float] = None) -> dict:
-    """Sweeper entries whose upload left no trace, and transcode work folders nobody holds, older
-    than ``maintenance_grace_s``."""
-    client, now = platform.redis, now or time.time()
-    grace_s = platform.settings.maintenance_grace_s
-    registry_only = 0
-    for raw in client.zrangebyscore(EXPIRY_KEY, "-inf", now - grace_s):
-        upload_id = raw.decode()
-        if not client.exists(SESSION_KEY.format(id=upload_id)) and not client.hexists(REGISTRY_KEY, upload_id):
-            client.zrem(EXPIRY_KEY, upload_id)  # the sweeper has nothing to go on: drop the deadline
-            registry_only += 1
-    work_folders = 0
-    work_dir = platform.settings.work_dir
-    if work_dir.exists():
-        for folder in work_dir.iterdir():
-            stale = folder.is_dir() and folder.stat().st_mtime < now - grace_s
-            if stale and not client.exists(TRANSCODE_CLAIM_KEY.format(video_id=folder.name)):
-                shutil.rmtree(folder, ignore_errors=True)
-                work_folders += 1
-    log.info("maintenance: purged %d stale upload deadline(s), %d abandoned work folder(s)", registry_only,
-             work_folders)
-    return {"upload_deadlines": registry_only, "work_folders": work_folders}
-
-
-# Only topics whose every reader is a consumer group of the bus: a trim keeps what some group has
-# yet to ack, but cannot see a reader outside the groups (the Spark reader of watch-events, later).
-# The events and search issues add their topics here once their readers are groups.
-TRIMMED_TOPICS = (TOPIC_TRANSCODE_JOBS,)
-
-
-def trim_bus_topics(platform, topics: tuple[str, ...] = TRIMMED_TOPICS) -> dict[str, int]:
-    """Per topic, how many acknowledged messages were dropped."""
-    trimmed = {topic: platform.bus.trim(topic) for topic in topics}
-    log.info("maintenance: bus %s trimmed: %s", platform.bus.engine,
-             ", ".join(f"{topic} {count}" for topic, count in trimmed.items()))
-    return trimmed
+    def trim_bus_topics(self, topics: tuple[str, ...] = TRIMMED_TOPICS) -> dict[str, int]:
+        """Per topic, how many acknowledged messages were dropped."""
+        trimmed = {topic: self.bus.trim(topic) for topic in topics}
+        log.info("maintenance: bus %s trimmed: %s", self.bus.engine,
+                 ", ".join(f"{topic} {count}" for topic, count in trimmed.items()))
+        return trimmed

@@ -12,17 +12,21 @@ import logging
 import time
 from typing import BinaryIO, Optional
 
-from media_workers.probe import NotAVideo, probe
+from media_workers.adapters.probe import NotAVideo, probe
 from reelhouse.domain.creators import Principal, may_modify_video
 from reelhouse.domain.jobs import TOPIC_TRANSCODE_JOBS, TranscodeJob
 from reelhouse.domain.videos import Stage, Video, VideoStatus, new_video_id
-from reelhouse.ports import MIN_PART_SIZE, NoSuchUpload
+from reelhouse.domain.uploads import UploadSession, new_upload_id
+from reelhouse.ports import (
+    MIN_PART_SIZE, Bus, Catalog, Coordination, NoSuchUpload, ObjectStore, UploadSessionStore,
+)
 from reelhouse.services.errors import (
     BadRequest, ChecksumMismatch, Conflict, Forbidden, NotFound, PayloadTooLarge, Unauthorized,
 )
 from reelhouse.services.tus_parts import TusPartWriter, tus_progress
 from reelhouse.services.upload_requests import NewUpload, check_chunk_size
-from reelhouse.services.upload_sessions import UploadSession, UploadSessions, new_upload_id
+from reelhouse.services.upload_lock import upload_lock
+from reelhouse.settings import Settings
 
 log = logging.getLogger("reelhouse.uploads")
 
@@ -31,12 +35,13 @@ MAX_CHUNK = 100 * 1024 * 1024
 
 
 class UploadService:
-    def __init__(self, platform):
-        self.platform = platform
-        self.settings = platform.settings
-        self.objects = platform.objects
-        self.catalog = platform.catalog
-        self.sessions = UploadSessions(platform.redis, self.settings.upload_ttl_s, self.settings.upload_lock_ttl_ms)
+    def __init__(self, settings: Settings, objects: ObjectStore, catalog: Catalog, bus: Bus,
+                 sessions: UploadSessionStore, coordination: Coordination):
+        self.settings, self.objects, self.catalog, self.bus = settings, objects, catalog, bus
+        self.sessions, self.coordination = sessions, coordination
+
+    def _lock(self, upload_id: str):
+        return upload_lock(self.coordination, upload_id, self.settings.upload_lock_ttl_ms)
 
     # ------------------------------------------------------------------ creation
     def create(self, principal: Principal, new: NewUpload, protocol: str,
@@ -101,7 +106,7 @@ class UploadService:
             raise BadRequest("the chunk's sha-256 does not match its Content-Digest header",
                              field="Content-Digest", code="digest_mismatch")
         part = self.objects.upload_part(session.bucket, session.key, session.multipart_id, chunk_number, data)
-        self.sessions.touch(session)
+        self.sessions.save(session)  # activity renews the TTL and the sweeper's deadline
         return {"upload_id": upload_id, "chunk_number": chunk_number, "status": "completed",
                 "size": part.size, "etag": part.etag}
 
@@ -133,7 +138,7 @@ class UploadService:
             raise Conflict("this upload uses tus; it completes when its last byte arrives", field="upload_id")
         if session.finished:  # a retry after a lost answer: report, never queue twice
             return self._video_answer(session.video_id)
-        with self.sessions.lock(session.id):
+        with self._lock(session.id):
             try:
                 parts = {p.part_number: p for p in self._parts(session)}
             except NoSuchUpload:
@@ -164,7 +169,7 @@ class UploadService:
             return session, tus_progress(self.objects, session).offset
         except NoSuchUpload:
             # Every byte was in and the object completed, but the process died in `finish`.
-            with self.sessions.lock(session.id):
+            with self._lock(session.id):
                 self.finish(session)
             return session, session.size
 
@@ -178,7 +183,7 @@ class UploadService:
                 return {"offset": session.size, "session": session, "finished": self._video_answer(session.video_id)}
             raise Conflict("this upload is already complete", field="Upload-Offset", code="upload_complete",
                            offset=session.size)
-        with self.sessions.lock(session.id) as lock:
+        with self._lock(session.id) as lock:
             try:
                 progress = tus_progress(self.objects, session)
             except NoSuchUpload:  # completed by a request that died in `finish`: finish it now
@@ -215,7 +220,7 @@ class UploadService:
                 writer.abandon()
                 raise
             new_offset = writer.close(final=offset + received == session.size)
-            self.sessions.touch(session)
+            self.sessions.save(session)  # activity renews the TTL and the sweeper's deadline
             result = {"offset": new_offset, "session": session, "finished": None}
             if new_offset == session.size:
                 result["finished"] = self.finish(session)
@@ -253,7 +258,7 @@ class UploadService:
         if session.finished:
             raise Conflict("this upload is complete; its video can no longer be cancelled as an upload",
                            field="upload_id", code="upload_complete", video_id=session.video_id)
-        with self.sessions.lock(session.id):
+        with self._lock(session.id):
             self._discard(session.id, session.bucket, session.key, session.multipart_id)
             self.catalog.delete_video(session.video_id)
             self.sessions.forget(session.id, session.video_id)
@@ -341,7 +346,7 @@ class UploadService:
             log.info("video %s queued for transcoding by Airflow's transcode_batch", video.id)
             return
         job = TranscodeJob(video_id=video.id, source_bucket=video.source_bucket, source_key=video.source_key)
-        self.platform.bus.publish(TOPIC_TRANSCODE_JOBS, video.id, job.to_dict())
+        self.bus.publish(TOPIC_TRANSCODE_JOBS, video.id, job.to_dict())
         log.info("video %s queued for transcoding: job %s", video.id, job.job_id)
 
     # ------------------------------------------------------------------ maintenance
@@ -353,20 +358,20 @@ class UploadService:
         client never came back): finish it now, so the video is not stuck.
         """
         swept = []
-        for upload_id, info in self.sessions.expired(now):
-            video = self.catalog.get_video(info["video_id"]) if info else None
+        for upload_id, last in self.sessions.expired(now):
+            video = self.catalog.get_video(last.video_id) if last else None
             if video and video.status == VideoStatus.PROCESSING and video.stage in (Stage.PROBING, Stage.QUEUED):
-                self.finish(UploadSession(**info))
+                self.finish(last)
                 log.info("upload %s expired after its last byte: finished, video %s", upload_id, video.id)
-            elif info:
-                self._discard(upload_id, info["bucket"], info["key"], info["multipart_id"])
+            elif last:
+                self._discard(upload_id, last.bucket, last.key, last.multipart_id)
                 if video and video.status == VideoStatus.UPLOADING:
                     self.catalog.compare_and_set_status(
                         video.id, VideoStatus.UPLOADING, None, VideoStatus.FAILED, None,
                         reason=f"upload abandoned: no data for {self.settings.upload_ttl_s} s",
                     )
-                log.info("upload %s expired: multipart aborted, video %s failed", upload_id, info.get("video_id"))
-            self.sessions.forget(upload_id, info.get("video_id", ""))
+                log.info("upload %s expired: multipart aborted, video %s failed", upload_id, last.video_id)
+            self.sessions.forget(upload_id, last.video_id if last else "")
             swept.append(upload_id)
         return swept
 

@@ -2,7 +2,13 @@
 from __future__ import annotations
 
 from reelhouse.domain.videos import Video, VideoStatus
+from typing import TYPE_CHECKING
+
 from reelhouse.ports import Cache, Catalog
+from reelhouse.settings import Settings
+
+if TYPE_CHECKING:  # the upload service imports nothing from here; the name is for readers
+    from reelhouse.services.uploads import UploadService
 from reelhouse.services.errors import NotFound
 
 VIDEO_CACHE_KEY = "video:{id}"
@@ -73,11 +79,9 @@ class InvalidatingCatalog(Catalog):
 
 
 class VideoQueries:
-    def __init__(self, platform):
-        self.platform = platform
-        self.catalog = platform.catalog
-        self.cache = platform.cache
-        self.ttl_s = platform.settings.cache_ttl_s
+    def __init__(self, settings: Settings, catalog: Catalog, cache: Cache, uploads: "UploadService"):
+        self.settings, self.catalog, self.cache, self.uploads = settings, catalog, cache, uploads
+        self.ttl_s = settings.cache_ttl_s
 
     def view(self, video_id: str) -> dict:
         key = VIDEO_CACHE_KEY.format(id=video_id)
@@ -89,14 +93,14 @@ class VideoQueries:
             view = self._render(video)
             self.cache.set_json(key, view, self.ttl_s)
         if view["status"] == VideoStatus.UPLOADING.value:
-            received = self.platform.uploads.bytes_received(video_id)
+            received = self.uploads.bytes_received(video_id)
             view["bytes_received"] = received if received is not None else view["bytes_received"]
         return view
 
     def _render(self, video: Video) -> dict:
         creator = self.catalog.get_creator(video.creator_id)
         done = video.status != VideoStatus.UPLOADING
-        urls = playback_urls(self.platform.settings, video.id) if video.status == VideoStatus.READY else {}
+        urls = playback_urls(self.settings, video.id) if video.status == VideoStatus.READY else {}
         return {
             "id": video.id,
             "title": video.title,

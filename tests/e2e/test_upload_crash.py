@@ -3,8 +3,10 @@ from __future__ import annotations
 
 import threading
 
+import redis
 import requests
 
+from reelhouse.ports import UploadSessionKeys
 from reelhouse.upload_client import ReelhouseUploader, sha256_file
 from reelhouse.settings import MiB
 
@@ -39,14 +41,15 @@ def test_tus_upload_survives_sigkill_of_the_api(live_api, live_creator, e2e_clip
     # wait until the server has stored between 20 % and 90 % of the file, then crash it mid-request
     headers = {**TUS, "Authorization": f"Bearer {live_creator['token']}"}
     platform = live_api.platform()
+    upload_state = redis.Redis(port=platform.settings.redis_port, db=platform.settings.redis_db)
 
     def offset():
         live_api.check_running()
         assert worker.is_alive() or result, "the upload thread ended without a result"
-        upload_ids = platform.redis.keys("upload:by-video:*")
+        upload_ids = upload_state.keys(UploadSessionKeys.BY_VIDEO.format(video_id="*"))
         if not upload_ids:
             return 0
-        upload_id = platform.redis.get(upload_ids[0]).decode()
+        upload_id = upload_state.get(upload_ids[0]).decode()
         answer = requests.head(f"{live_api.url}/files/{upload_id}", headers=headers, timeout=5)
         return int(answer.headers.get("Upload-Offset", 0))
 
@@ -68,6 +71,7 @@ def test_tus_upload_survives_sigkill_of_the_api(live_api, live_creator, e2e_clip
     video, stored = _stored_sha(live_api, upload.video_id)
     assert stored == sha256_file(path)
     assert video.size == size
+    upload_state.close()
     platform.close()
 
 

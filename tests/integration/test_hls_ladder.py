@@ -10,8 +10,8 @@ from pathlib import Path
 
 import pytest
 
-from media_workers.probe import MediaInfo, probe
-from media_workers.transcode import LadderResult, PermanentTranscodeError, transcode_ladder
+from media_workers.adapters.probe import MediaInfo, probe
+from media_workers.adapters.transcode import LadderResult, PermanentTranscodeError, transcode_ladder
 from tests import hls_checks, media
 
 PRESET = "veryfast"  # the production default, so the measured speed means something

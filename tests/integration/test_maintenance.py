@@ -5,8 +5,7 @@ import time
 
 from reelhouse.domain.jobs import TOPIC_TRANSCODE_JOBS
 from reelhouse.domain.videos import VideoStatus
-from reelhouse.services import maintenance
-from reelhouse.services.upload_sessions import EXPIRY_KEY, SESSION_KEY
+from reelhouse.ports import UploadSessionKeys
 from tests import media
 
 PARTIAL_UPLOAD = {"Tus-Resumable": "1.0.0", "Upload-Length": "99", "Upload-Metadata": "filename Y2xpcC5tcDQ="}
@@ -26,30 +25,30 @@ def test_orphans_are_listed_in_a_dry_run_and_removed_only_when_asked(platform, c
     live_upload = client.post("/files/", headers={**PARTIAL_UPLOAD, **creator["auth"]})
     assert live_upload.status_code == 201
 
-    assert maintenance.object_store_orphans(platform).objects == []  # everything is younger than the grace period
+    assert platform.maintenance.object_store_orphans().objects == []  # everything is younger than the grace period
 
-    report = maintenance.object_store_orphans(platform, now=LATER)
+    report = platform.maintenance.object_store_orphans(now=LATER)
     assert report.dry_run and report.removed == 0
     assert sorted(report.objects) == sorted([f"media/videos/{gone}/hls/master.m3u8", f"uploads/{gone_source}"])
     assert report.object_bytes == len(b"#EXTM3U\n") + clip.stat().st_size
     assert report.multipart_uploads == [f"uploads/sources/nobody/vlost/source.mp4#{stray}"]
     assert objects.head(settings.bucket_media, f"videos/{gone}/hls/master.m3u8")  # still there
 
-    removed = maintenance.object_store_orphans(platform, remove=True, now=LATER)
+    removed = platform.maintenance.object_store_orphans(remove=True, now=LATER)
     assert removed.removed == 3
     assert list(objects.list(settings.bucket_media, f"videos/{gone}/")) == []
     assert objects.head(settings.bucket_media, f"videos/{kept}/hls/master.m3u8")
     assert objects.head(settings.bucket_uploads, platform.catalog.get_video(kept).source_key)
     # the upload still in progress keeps its multipart upload
     assert len(objects.list_multipart_uploads(settings.bucket_uploads)) == 1
-    assert maintenance.object_store_orphans(platform, now=LATER).objects == []
+    assert platform.maintenance.object_store_orphans(now=LATER).objects == []
 
 
-def test_abandoned_uploads_are_aborted_and_their_videos_fail(platform, client, creator):
+def test_abandoned_uploads_are_aborted_and_their_videos_fail(platform, client, creator, redis_client):
     created = client.post("/files/", headers={**PARTIAL_UPLOAD, **creator["auth"]})
     video_id, upload_id = created.headers["Video-Id"], created.headers["Location"].rstrip("/").rsplit("/", 1)[1]
-    platform.redis.delete(SESSION_KEY.format(id=upload_id))  # what its TTL does after upload_ttl_s of silence
-    swept = maintenance.abort_abandoned_uploads(platform, now=time.time() + platform.settings.upload_ttl_s + 1)
+    redis_client.delete(UploadSessionKeys.SESSION.format(upload_id=upload_id))  # what its TTL does after upload_ttl_s of silence
+    swept = platform.maintenance.abort_abandoned_uploads(now=time.time() + platform.settings.upload_ttl_s + 1)
     assert len(swept) == 1
     video = platform.catalog.get_video(video_id)
     assert video.status == VideoStatus.FAILED and "abandoned" in video.reason
@@ -62,20 +61,20 @@ def test_dead_lettered_jobs_are_reported_with_their_reason(platform, client, cre
     [message] = subscription.poll(max_messages=1, timeout_s=2)
     subscription.dead_letter(message, "the video is damaged")
     subscription.close()
-    [letter] = maintenance.dead_lettered_jobs(platform)
+    [letter] = platform.maintenance.dead_lettered_jobs()
     assert letter["video_id"] == video_id and letter["error"] == "the video is damaged"
     assert letter["video_status"] == "processing"
 
 
-def test_purge_drops_deadlines_that_lead_nowhere_and_unheld_work_folders(platform):
-    platform.redis.zadd(EXPIRY_KEY, {"upload-without-trace": time.time() - 10})
+def test_purge_drops_deadlines_that_lead_nowhere_and_unheld_work_folders(platform, redis_client):
+    redis_client.zadd(UploadSessionKeys.EXPIRY, {"upload-without-trace": time.time() - 10})
     folder = platform.settings.work_dir / "vdeadbeef"
     folder.mkdir(parents=True)
     (folder / "seg_00001.m4s").write_bytes(b"x")
-    assert maintenance.purge_expired_upload_state(platform) == {"upload_deadlines": 0, "work_folders": 0}
-    purged = maintenance.purge_expired_upload_state(platform, now=LATER)
+    assert platform.maintenance.purge_expired_upload_state() == {"upload_deadlines": 0, "work_folders": 0}
+    purged = platform.maintenance.purge_expired_upload_state(now=LATER)
     assert purged == {"upload_deadlines": 1, "work_folders": 1}
-    assert not folder.exists() and platform.redis.zcard(EXPIRY_KEY) == 0
+    assert not folder.exists() and redis_client.zcard(UploadSessionKeys.EXPIRY) == 0
 
 
 def test_acknowledged_jobs_are_trimmed_from_the_bus_and_unacknowledged_ones_kept(platform, client, creator, tmp_path):
@@ -85,7 +84,7 @@ def test_acknowledged_jobs_are_trimmed_from_the_bus_and_unacknowledged_ones_kept
     [message] = subscription.poll(max_messages=1, timeout_s=2)
     subscription.ack(message)
     second = media.tus_upload(client, creator["auth"], clip)  # queued, not yet taken
-    assert maintenance.trim_bus_topics(platform)[TOPIC_TRANSCODE_JOBS] == 1
+    assert platform.maintenance.trim_bus_topics()[TOPIC_TRANSCODE_JOBS] == 1
     [left] = subscription.poll(max_messages=1, timeout_s=2)
     assert left.value["video_id"] == second != first
     subscription.close()

@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 import requests
 
-from media_workers.publish import media_prefix, publish_folder
+from media_workers.transcoding.publish import media_prefix, publish_folder
 from reelhouse.domain.videos import Stage, Video, VideoStatus, new_video_id
 from tests import procs
 
@@ -324,8 +324,11 @@ def front(tmp_path_factory, redis_server, ladder_dir):
 
     stack = Settings(home=tmp_path_factory.mktemp("front-home"), redis_port=redis_server["port"], redis_db=1,
                      api_port=procs.free_port(), nginx_port=procs.free_port(), api_workers=1, api_threads=4)
+    import redis
+
+    with redis.Redis(port=stack.redis_port, db=stack.redis_db) as stack_redis:
+        stack_redis.flushdb()
     platform = bootstrap(stack)
-    platform.redis.flushdb()
     creator, token = platform.creators.add("front-creator")
     video = make_ready_video(platform, creator.id, ladder_dir)
     lines: list[str] = []

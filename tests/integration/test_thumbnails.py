@@ -7,8 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from media_workers.probe import probe
-from media_workers.thumbnails import ThumbnailError, make_poster, make_sprite
+from media_workers.adapters.probe import probe
+from media_workers.adapters.thumbnails import ThumbnailError, make_poster, make_sprite
 from tests import media
 from tests.unit.test_thumbnails_vtt import assert_cues_cover, parse_vtt
 

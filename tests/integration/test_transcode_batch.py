@@ -8,10 +8,10 @@ import time
 
 import pytest
 
-from media_workers import transcode_batch as batch
-from media_workers.transcode_job import CLAIM_KEY, claim_video
+from media_workers.transcoding.batch import announce_queue_worker, live_queue_workers
 from reelhouse.domain.jobs import TOPIC_TRANSCODE_JOBS
 from reelhouse.domain.videos import Stage, VideoStatus
+from reelhouse.ports import CoordinationKeys
 from tests import media
 from tests.hls_checks import check_published_ladder
 
@@ -36,36 +36,37 @@ def test_with_airflow_driving_an_upload_waits_in_the_backlog_and_no_job_goes_on_
     first = media.tus_upload(client, creator["auth"], sources["good"])
     second = media.tus_upload(client, creator["auth"], sources["good"])
     assert platform.bus.pending_count(TOPIC_TRANSCODE_JOBS, airflow_settings.transcode_group) == 0
-    assert batch.pending_videos(platform, limit=10) == [first, second]
-    assert batch.pending_videos(platform, limit=1) == [first]
+    assert platform.transcode_batch.pending_videos(limit=10) == [first, second]
+    assert platform.transcode_batch.pending_videos(limit=1) == [first]
 
 
 def test_the_backlog_takes_videos_whose_driver_died_but_not_those_being_transcoded(
-        airflow_settings, platform, client, creator, sources):
+        airflow_settings, platform, client, creator, sources, redis_client):
     alive = media.tus_upload(client, creator["auth"], sources["good"])
     dead = media.tus_upload(client, creator["auth"], sources["good"])
-    assert claim_video(platform, alive, "live-driver") is not None
-    assert claim_video(platform, dead, "driver-that-died") is not None
-    platform.redis.delete(CLAIM_KEY.format(video_id=dead))  # its claim lapsed
-    assert batch.pending_videos(platform, limit=10) == [dead]
+    assert platform.transcode_jobs.claim(alive, "live-driver") is not None
+    assert platform.transcode_jobs.claim(dead, "driver-that-died") is not None
+    redis_client.delete(CoordinationKeys.transcode_claim(dead))  # its claim lapsed
+    assert platform.transcode_batch.pending_videos(limit=10) == [dead]
 
 
 def test_routing_follows_fresh_gpu_queue_heartbeats(airflow_settings, platform):
-    assert batch.route(platform, ["a", "b"]) == {"gpu": [], "default": ["a", "b"]}
-    batch.record_queue_heartbeat(platform.redis, "celery-gpu@host", "gpu", "libx264 (cpu)", pid=1)
-    assert batch.route(platform, ["a", "b"]) == {"gpu": ["a", "b"], "default": []}
+    assert platform.transcode_batch.route(["a", "b"]) == {"gpu": [], "default": ["a", "b"]}
+    announce_queue_worker(platform.coordination, "celery-gpu@host", "gpu", "libx264 (cpu)", pid=1)
+    assert platform.transcode_batch.route(["a", "b"]) == {"gpu": ["a", "b"], "default": []}
     stale = time.time() + airflow_settings.gpu_heartbeat_fresh_s + 1
-    assert batch.live_queue_workers(platform.redis, "gpu", airflow_settings.gpu_heartbeat_fresh_s, now=stale) == []
-    batch.record_queue_heartbeat(platform.redis, "celery-cpu@host", "default", "libx264 (cpu)", pid=2)
-    assert [w["name"] for w in batch.live_queue_workers(platform.redis, "default", 30)] == ["celery-cpu@host"]
+    assert live_queue_workers(platform.coordination, "gpu", airflow_settings.gpu_heartbeat_fresh_s, now=stale) == []
+    announce_queue_worker(platform.coordination, "celery-cpu@host", "default", "libx264 (cpu)", pid=2)
+    assert [w["name"] for w in live_queue_workers(platform.coordination, "default", 30)] == ["celery-cpu@host"]
 
 
 def test_a_good_video_ends_ready_and_a_corrupt_one_failed_without_raising(
         airflow_settings, platform, client, creator, sources, tmp_path):
     good = media.tus_upload(client, creator["auth"], sources["good"])
     corrupt = media.tus_upload(client, creator["auth"], sources["corrupt"])
-    outcomes = [batch.transcode_video(platform, video_id, holder="test-batch", queue="default", final_attempt=False)
-                for video_id in batch.pending_videos(platform, limit=10)]
+    batch = platform.transcode_batch
+    outcomes = [batch.transcode_video(video_id, holder="test-batch", queue="default", final_attempt=False)
+                for video_id in platform.transcode_batch.pending_videos(limit=10)]
     by_id = {o["video_id"]: o for o in outcomes}
     assert by_id[good]["status"] == "ready" and by_id[good]["encoder_path"]
     assert by_id[corrupt]["status"] == "failed" and "damaged" in by_id[corrupt]["reason"]
@@ -73,15 +74,15 @@ def test_a_good_video_ends_ready_and_a_corrupt_one_failed_without_raising(
     video = platform.catalog.get_video(good)
     assert video.status == VideoStatus.READY and video.media_info["transcode"]["driver"] == "test-batch"
     check_published_ladder(platform.objects, platform.settings.bucket_media, good, tmp_path / "ladder")
-    summary = batch.summarize_from_catalog(platform, [good, corrupt, "vnever-was"])
+    summary = platform.transcode_batch.summarize([good, corrupt, "vnever-was"])
     assert summary["ready"] == [good] and list(summary["failed"]) == [corrupt]
     assert summary["unfinished"] == {"vnever-was": "deleted"} and summary["encoder_paths"][good]
-    assert batch.pending_videos(platform, limit=10) == []
+    assert platform.transcode_batch.pending_videos(limit=10) == []
 
 
 def test_a_transient_failure_raises_for_a_retry_and_fails_the_video_on_the_last_attempt(
         airflow_settings, platform, client, creator, sources, monkeypatch):
-    import media_workers.transcode as transcode
+    import media_workers.adapters.transcode as transcode
 
     def disk_full(*args, **kwargs):
         raise OSError(28, "No space left on device")
@@ -89,9 +90,9 @@ def test_a_transient_failure_raises_for_a_retry_and_fails_the_video_on_the_last_
     monkeypatch.setattr(transcode, "transcode_ladder", disk_full)
     video_id = media.tus_upload(client, creator["auth"], sources["good"])
     with pytest.raises(OSError):
-        batch.transcode_video(platform, video_id, holder="t", queue="default", final_attempt=False)
+        platform.transcode_batch.transcode_video(video_id, holder="t", queue="default", final_attempt=False)
     assert platform.catalog.get_video(video_id).stage == Stage.QUEUED  # back in the backlog for the retry
-    outcome = batch.transcode_video(platform, video_id, holder="t", queue="default", final_attempt=True)
+    outcome = platform.transcode_batch.transcode_video(video_id, holder="t", queue="default", final_attempt=True)
     assert outcome["status"] == "failed" and "No space left" in outcome["reason"]
     video = platform.catalog.get_video(video_id)
     assert video.status == VideoStatus.FAILED and "last attempt" in video.reason

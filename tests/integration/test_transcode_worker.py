@@ -5,10 +5,10 @@ import threading
 
 import pytest
 
-from media_workers.transcode_job import CLAIM_KEY, claim_video, run_transcode_job
 from media_workers.worker import TranscodeWorker
 from reelhouse.domain.jobs import TOPIC_TRANSCODE_JOBS
 from reelhouse.domain.videos import Stage, VideoStatus
+from reelhouse.ports import CoordinationKeys
 from tests import media
 
 
@@ -32,7 +32,7 @@ def sources(tmp_path_factory):
 def test_a_worker_turns_a_queued_upload_into_a_ready_ladder(fast_settings, platform, client, creator, sources):
     video_id = upload(client, creator["auth"], sources["good"])
     assert client.get(f"/videos/{video_id}").json["stage"] == "queued"
-    worker = TranscodeWorker(platform, name="w1")
+    worker = TranscodeWorker(platform.settings, platform.bus, platform.transcode_jobs, name="w1")
     worker.run(max_jobs=1)
     video = platform.catalog.get_video(video_id)
     assert video.status == VideoStatus.READY, video.reason
@@ -53,7 +53,7 @@ def test_a_corrupt_body_fails_the_video_with_a_reason_and_dead_letters_the_job(
     video_id = upload(client, creator["auth"], sources["corrupt"])
     video = platform.catalog.get_video(video_id)
     assert video.stage == Stage.QUEUED, "the probe must accept the corrupt file's header"
-    TranscodeWorker(platform, name="w1").run(max_jobs=1)
+    TranscodeWorker(platform.settings, platform.bus, platform.transcode_jobs, name="w1").run(max_jobs=1)
     video = platform.catalog.get_video(video_id)
     assert video.status == VideoStatus.FAILED and "transcode failed" in video.reason
     [dead] = platform.bus.dead_letters(TOPIC_TRANSCODE_JOBS)
@@ -68,7 +68,7 @@ def test_only_one_of_racing_drivers_claims_a_video(fast_settings, platform, clie
 
     def race(n):
         barrier.wait()
-        claims.append(claim_video(platform, video_id, f"driver-{n}"))
+        claims.append(platform.transcode_jobs.claim(video_id, f"driver-{n}"))
 
     threads = [threading.Thread(target=race, args=(n,)) for n in range(6)]
     for t in threads:
@@ -79,19 +79,20 @@ def test_only_one_of_racing_drivers_claims_a_video(fast_settings, platform, clie
     assert platform.catalog.get_video(video_id).stage == Stage.TRANSCODING
 
 
-def test_a_dead_drivers_video_is_reclaimed_once_its_claim_lapses(fast_settings, platform, client, creator, sources):
+def test_a_dead_drivers_video_is_reclaimed_once_its_claim_lapses(fast_settings, platform, client, creator, sources,
+                                                               redis_client):
     video_id = upload(client, creator["auth"], sources["good"])
-    first = claim_video(platform, video_id, "driver-that-dies")
+    first = platform.transcode_jobs.claim(video_id, "driver-that-dies")
     assert first is not None
-    assert claim_video(platform, video_id, "driver-2") is None  # the first is alive
-    platform.redis.delete(CLAIM_KEY.format(video_id=video_id))  # what the TTL does when it stops renewing
-    outcome = run_transcode_job(platform, video_id, holder="driver-2")
+    assert platform.transcode_jobs.claim(video_id, "driver-2") is None  # the first is alive
+    redis_client.delete(CoordinationKeys.transcode_claim(video_id))  # what the TTL does when it stops renewing
+    outcome = platform.transcode_jobs.run(video_id, holder="driver-2")
     assert outcome.status == "ready"
-    assert run_transcode_job(platform, video_id, holder="driver-3").status == "skipped"
+    assert platform.transcode_jobs.run(video_id, holder="driver-3").status == "skipped"
 
 
 def test_a_transient_failure_is_retried_by_the_bus(fast_settings, platform, client, creator, sources, monkeypatch):
-    import media_workers.transcode as transcode
+    import media_workers.adapters.transcode as transcode
 
     real = transcode.transcode_ladder
     calls = []
@@ -104,7 +105,7 @@ def test_a_transient_failure_is_retried_by_the_bus(fast_settings, platform, clie
 
     monkeypatch.setattr(transcode, "transcode_ladder", flaky)
     video_id = upload(client, creator["auth"], sources["good"])
-    worker = TranscodeWorker(platform, name="w1")
+    worker = TranscodeWorker(platform.settings, platform.bus, platform.transcode_jobs, name="w1")
     worker.run(max_jobs=1)
     assert platform.catalog.get_video(video_id).stage == Stage.QUEUED  # back in the queue
     worker.run(max_jobs=2)  # the redelivery comes after the bus back-off

@@ -156,7 +156,9 @@ def test_protocol_errors(client, creator, other_creator, platform):
 def test_a_second_writer_gets_423_while_the_first_holds_the_upload(client, creator, platform):
     created = create(client, creator["auth"], 7 * MiB)
     upload_id = created.headers["Location"].rsplit("/", 1)[-1]
-    with platform.uploads.sessions.lock(upload_id):
+    from reelhouse.services.upload_lock import upload_lock
+
+    with upload_lock(platform.coordination, upload_id, ttl_ms=5_000):  # another request's hold
         busy = patch(client, creator["auth"], f"/files/{upload_id}", 0, b"x" * 100)
         assert busy.status_code == 423
     assert patch(client, creator["auth"], f"/files/{upload_id}", 0, b"x" * 100).status_code == 204
@@ -189,7 +191,7 @@ def test_stale_tail_from_a_crash_is_ignored(client, creator, clips, platform):
     assert hashlib.sha256(platform.objects.get(bucket, video.source_key)).digest() == hashlib.sha256(data).digest()
 
 
-def test_abandoned_uploads_are_swept(client, creator, clips, platform):
+def test_abandoned_uploads_are_swept(client, creator, clips, platform, redis_client):
     import time
 
     data = clips["large"].read_bytes()
@@ -198,14 +200,14 @@ def test_abandoned_uploads_are_swept(client, creator, clips, platform):
     patch(client, creator["auth"], location, 0, data[: 6 * MiB])
     upload_id = location.rsplit("/", 1)[-1]
     assert platform.uploads.sweep_expired() == []  # still alive
-    platform.redis.delete(f"upload:{upload_id}")  # what the TTL does after an hour of silence
+    redis_client.delete(f"upload:{upload_id}")  # what the TTL does after an hour of silence
     swept = platform.uploads.sweep_expired(now=time.time() + platform.settings.upload_ttl_s + 1)
     assert swept == [upload_id]
     video = client.get(f"/videos/{video_id}").json
     assert video["status"] == "failed" and "abandoned" in video["reason"]
     assert platform.objects.list_multipart_uploads(platform.settings.bucket_uploads) == []
     assert list(platform.objects.list(platform.settings.bucket_uploads, "tus-tails/")) == []
-    assert platform.redis.ttl(f"upload:by-video:{video_id}") == -2
+    assert redis_client.ttl(f"upload:by-video:{video_id}") == -2
 
 
 def _die_inside_finish(platform, upload_id):
@@ -242,7 +244,7 @@ def test_a_crash_inside_finish_is_repaired_by_the_next_head(client, creator, cli
     assert platform.bus.pending_count("transcode-jobs", "transcoders") == 1
 
 
-def test_the_sweeper_finishes_an_upload_whose_client_never_came_back(client, creator, clips, platform):
+def test_the_sweeper_finishes_an_upload_whose_client_never_came_back(client, creator, clips, platform, redis_client):
     import time
 
     data = clips["small"].read_bytes()
@@ -252,7 +254,7 @@ def test_the_sweeper_finishes_an_upload_whose_client_never_came_back(client, cre
     session = platform.uploads.sessions.get(upload_id)
     platform.objects.upload_part(session.bucket, session.key, session.multipart_id, 1, data)
     _die_inside_finish(platform, upload_id)
-    platform.redis.delete(f"upload:{upload_id}")  # the TTL ran out
+    redis_client.delete(f"upload:{upload_id}")  # the TTL ran out
     assert platform.uploads.sweep_expired(now=time.time() + platform.settings.upload_ttl_s + 1) == [upload_id]
     video = client.get(f"/videos/{video_id}").json
     assert (video["status"], video["stage"]) == ("processing", "queued")

@@ -6,14 +6,8 @@ from reelhouse.services.errors import BadRequest, Conflict, Unauthorized
 from tests.fakes.catalog import InMemoryCatalog
 
 
-class _Platform:
-    def __init__(self):
-        self.catalog = InMemoryCatalog()
-
-
 def test_tokens_are_stored_hashed_and_authenticate():
-    platform = _Platform()
-    service = CreatorService(platform)
+    service = CreatorService(InMemoryCatalog())
     creator, token = service.add("alice")
     assert creator.token_hash == hash_token(token) and token not in creator.token_hash
     principal = service.authenticate(f"Bearer {token}")
@@ -26,7 +20,7 @@ def test_tokens_are_stored_hashed_and_authenticate():
 
 
 def test_names_are_unique_and_checked():
-    service = CreatorService(_Platform())
+    service = CreatorService(InMemoryCatalog())
     service.add("alice")
     with pytest.raises(Conflict):
         service.add("alice")

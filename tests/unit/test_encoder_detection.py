@@ -1,8 +1,8 @@
 """Encoder path detection by trial runs, with a fake ffmpeg whose trials succeed or fail on demand."""
 import pytest
 
-from media_workers import encoders
-from media_workers.ffmpeg_command import CPU_X264, NVDEC_NVENC, NVDEC_X264
+from media_workers.adapters import encoders
+from media_workers.adapters.ffmpeg_command import CPU_X264, NVDEC_NVENC, NVDEC_X264
 
 
 class FakeFfmpeg:

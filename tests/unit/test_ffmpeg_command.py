@@ -3,8 +3,8 @@ from pathlib import Path
 
 import pytest
 
-from media_workers.ffmpeg_command import CPU_X264, NVDEC_NVENC, NVDEC_X264, build_ladder_command
-from media_workers.ladder import plan_ladder
+from media_workers.adapters.ffmpeg_command import CPU_X264, NVDEC_NVENC, NVDEC_X264, build_ladder_command
+from media_workers.adapters.ladder import plan_ladder
 
 HLS = Path("/work/out/hls")
 PLAN = plan_ladder(1280, 720, 25)  # 720p … 144p: five renditions

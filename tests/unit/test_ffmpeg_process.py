@@ -5,8 +5,8 @@ import time
 
 import pytest
 
-from media_workers.ffmpeg_process import ProgressReporter, failure_from, run_ffmpeg, tidy_error_lines
-from media_workers.transcode_errors import PermanentTranscodeError, TransientTranscodeError
+from media_workers.adapters.ffmpeg_process import ProgressReporter, failure_from, run_ffmpeg, tidy_error_lines
+from media_workers.adapters.transcode_errors import PermanentTranscodeError, TransientTranscodeError
 
 
 class Clock:

@@ -3,7 +3,7 @@ import os
 
 import pytest
 
-from media_workers.hls import (PlaylistError, Segment, Variant, average_bandwidth, master_playlist_text,
+from media_workers.adapters.hls import (PlaylistError, Segment, Variant, average_bandwidth, master_playlist_text,
                                peak_bandwidth, read_media_playlist, write_master_playlist)
 
 

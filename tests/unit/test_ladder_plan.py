@@ -1,7 +1,7 @@
 """Which renditions a source gets: by the short side, never upscaled, orientation kept, even sizes."""
 import pytest
 
-from media_workers.ladder import gop_frames, output_frame_rate, plan_ladder
+from media_workers.adapters.ladder import gop_frames, output_frame_rate, plan_ladder
 
 
 def sizes(plan):

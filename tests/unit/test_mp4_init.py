@@ -3,7 +3,7 @@ import struct
 
 import pytest
 
-from media_workers.mp4_init import InitSegmentError, read_init_segment
+from media_workers.adapters.mp4_init import InitSegmentError, read_init_segment
 
 
 def box(kind: bytes, payload: bytes) -> bytes:

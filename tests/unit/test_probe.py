@@ -2,7 +2,7 @@ import subprocess
 
 import pytest
 
-from media_workers.probe import NotAVideo, media_info_from, probe
+from media_workers.adapters.probe import NotAVideo, media_info_from, probe
 from tests import media
 
 

@@ -5,7 +5,7 @@ import re
 
 import pytest
 
-from media_workers.thumbnails import SpriteCue, choose_interval, render_vtt, sprite_cues, vtt_timestamp
+from media_workers.adapters.thumbnails import SpriteCue, choose_interval, render_vtt, sprite_cues, vtt_timestamp
 
 _TIME = r"(\d{2,}):(\d{2}):(\d{2})\.(\d{3})"
 _CUE_TIMES = re.compile(rf"^{_TIME} --> {_TIME}$")

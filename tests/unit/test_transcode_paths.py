@@ -1,10 +1,10 @@
 """Which encoder path transcode_ladder runs, and its fall-back to the CPU when a GPU path fails a source."""
 import pytest
 
-from media_workers import encoders, transcode
-from media_workers.ffmpeg_command import CPU_X264, NVDEC_X264
-from media_workers.probe import MediaInfo
-from media_workers.transcode import LadderResult, PermanentTranscodeError, TransientTranscodeError
+from media_workers.adapters import encoders, transcode
+from media_workers.adapters.ffmpeg_command import CPU_X264, NVDEC_X264
+from media_workers.adapters.probe import MediaInfo
+from media_workers.adapters.transcode import LadderResult, PermanentTranscodeError, TransientTranscodeError
 
 MEDIA = MediaInfo(format_name="mov,mp4", duration_s=12.0, width=1920, height=1080, video_codec="h264",
                   frame_rate=25.0, bit_rate=None, audio_codec="aac", audio_channels=2)

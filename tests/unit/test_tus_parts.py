@@ -4,7 +4,7 @@ import os
 import pytest
 
 from reelhouse.services.tus_parts import TusPartWriter, tus_progress
-from reelhouse.services.upload_sessions import UploadSession
+from reelhouse.domain.uploads import UploadSession
 from tests.fakes.object_store import InMemoryObjectStore
 
 MiB = 1024 * 1024

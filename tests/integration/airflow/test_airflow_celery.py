@@ -10,7 +10,7 @@ import time
 
 import pytest
 
-from media_workers.transcode_batch import live_queue_workers
+from media_workers.transcoding.batch import live_queue_workers
 from reelhouse.domain.videos import VideoStatus
 from reelhouse.ops.airflow_client import AirflowClient
 from reelhouse.ops import processes, services
@@ -32,9 +32,9 @@ def celery_airflow(airflow_base):
 def test_a_batch_goes_to_the_gpu_queue_worker_while_it_is_alive(celery_airflow, platform_of, tmp_path):
     settings = celery_airflow
     platform = platform_of(settings)
-    gpu_workers = live_queue_workers(platform.redis, "gpu", settings.gpu_heartbeat_fresh_s)
+    gpu_workers = live_queue_workers(platform.coordination, "gpu", settings.gpu_heartbeat_fresh_s)
     assert [w["name"] for w in gpu_workers] == [celery_worker_name("gpu")]
-    assert live_queue_workers(platform.redis, "default", settings.gpu_heartbeat_fresh_s)
+    assert live_queue_workers(platform.coordination, "default", settings.gpu_heartbeat_fresh_s)
     parts = services.status(settings)["airflow"]["components"]
     assert {name: (part["state"], part["health"]) for name, part in parts.items() if name.startswith("celery-")} == {
         "celery-default": ("running", "healthy"), "celery-gpu": ("running", "healthy")}
@@ -79,7 +79,7 @@ def test_a_gpu_worker_killed_mid_transcode_comes_back_and_the_retry_finishes_the
     still on the ``gpu`` queue, finishes a valid ladder. No half-written ladder is ever published."""
     settings = celery_airflow
     platform = platform_of(settings)
-    [before] = live_queue_workers(platform.redis, "gpu", settings.gpu_heartbeat_fresh_s)
+    [before] = live_queue_workers(platform.coordination, "gpu", settings.gpu_heartbeat_fresh_s)
     video_id, airflow, task = catch_a_transcode_midway(settings, platform, tmp_path, "celery-crash")
     assert task["task_id"] == "transcode_on_gpu", task
     doomed = [before["pid"], *processes.descendants(before["pid"])]
@@ -92,7 +92,7 @@ def test_a_gpu_worker_killed_mid_transcode_comes_back_and_the_retry_finishes_the
     retried = assert_retried_to_a_valid_ladder(settings, platform, airflow, task, video_id, killed_at, tmp_path)
     assert retried["queue"] == "gpu", retried
     assert platform.catalog.get_video(video_id).media_info["transcode"]["driver"].endswith("/gpu")
-    [after] = live_queue_workers(platform.redis, "gpu", settings.gpu_heartbeat_fresh_s)
+    [after] = live_queue_workers(platform.coordination, "gpu", settings.gpu_heartbeat_fresh_s)
     assert after["pid"] != before["pid"], "the gpu-queue worker was not started again"
     restarted = services.status(settings)["airflow"]["components"]["celery-gpu"]
     assert (restarted["pid"], restarted["starts"], restarted["health"]) == (after["pid"], 2, "healthy"), restarted

@@ -15,15 +15,15 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Optional
 
-from media_workers import encoders
-from media_workers.ffmpeg_command import CPU_X264, MEDIA_PLAYLIST, build_ladder_command
-from media_workers.ffmpeg_process import DEFAULT_STALL_TIMEOUT_S, ProgressCallback, run_ffmpeg
-from media_workers.hls import (PlaylistError, Variant, average_bandwidth, peak_bandwidth, read_media_playlist,
+from media_workers.adapters import encoders
+from media_workers.adapters.ffmpeg_command import CPU_X264, MEDIA_PLAYLIST, build_ladder_command
+from media_workers.adapters.ffmpeg_process import DEFAULT_STALL_TIMEOUT_S, ProgressCallback, run_ffmpeg
+from media_workers.adapters.hls import (PlaylistError, Variant, average_bandwidth, peak_bandwidth, read_media_playlist,
                                write_master_playlist)
-from media_workers.ladder import MAX_FRAME_RATE, PlannedRendition, output_frame_rate, plan_ladder
-from media_workers.mp4_init import InitSegmentError, read_init_segment
-from media_workers.probe import MediaInfo
-from media_workers.transcode_errors import PermanentTranscodeError, TranscodeError, TransientTranscodeError
+from media_workers.adapters.ladder import MAX_FRAME_RATE, PlannedRendition, output_frame_rate, plan_ladder
+from media_workers.adapters.mp4_init import InitSegmentError, read_init_segment
+from media_workers.adapters.probe import MediaInfo
+from media_workers.adapters.transcode_errors import PermanentTranscodeError, TranscodeError, TransientTranscodeError
 
 __all__ = ["LadderResult", "RenditionResult", "PermanentTranscodeError", "TransientTranscodeError",
            "TranscodeError", "transcode_ladder"]
@@ -40,7 +40,7 @@ class RenditionResult:
     name: str
     width: int  # as encoded, read from the init segment
     height: int
-    bandwidth: int  # peak segment bit rate, bits/s (see media_workers.hls)
+    bandwidth: int  # peak segment bit rate, bits/s (see media_workers.adapters.hls)
     average_bandwidth: int
     codecs: str
     frame_rate: float

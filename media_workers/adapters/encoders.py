@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable, Optional, Sequence
 
-from media_workers.ffmpeg_command import CPU_X264, NVDEC_NVENC, NVDEC_X264, scale_to_short_side
+from media_workers.adapters.ffmpeg_command import CPU_X264, NVDEC_NVENC, NVDEC_X264, scale_to_short_side
 
 log = logging.getLogger("reelhouse.media.encoders")
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Optional, Sequence
 
-from media_workers.ladder import PlannedRendition, gop_frames
+from media_workers.adapters.ladder import PlannedRendition, gop_frames
 
 # How each rendition is decoded, scaled and encoded; the names are what logs and results report.
 CPU_X264 = "cpu:libx264"

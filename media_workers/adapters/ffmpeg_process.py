@@ -14,8 +14,8 @@ import time
 from collections import deque
 from typing import Callable, Iterable, Optional, Sequence
 
-from media_workers.ffmpeg_command import DAMAGED_INPUT_EXIT_STATUS, MAX_DECODE_ERROR_RATE
-from media_workers.transcode_errors import PermanentTranscodeError, TranscodeError, TransientTranscodeError
+from media_workers.adapters.ffmpeg_command import DAMAGED_INPUT_EXIT_STATUS, MAX_DECODE_ERROR_RATE
+from media_workers.adapters.transcode_errors import PermanentTranscodeError, TranscodeError, TransientTranscodeError
 
 ProgressCallback = Callable[[float], None]
 

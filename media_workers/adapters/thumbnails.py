@@ -26,7 +26,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Optional, Sequence
 
-from media_workers.probe import MediaInfo
+from media_workers.adapters.probe import MediaInfo
 
 SPRITE_NAME = "sprite.jpg"
 VTT_NAME = "sprite.vtt"

@@ -1,0 +1,168 @@
+"""One transcode job: claim a video, run its ladder, publish it, mark it ready.
+
+Every driver goes through ``TranscodeJobs.run``: the bus worker (``reelhouse worker``) and Airflow's
+``transcode_batch``. A video is claimed by a compare-and-set of its status (queued → transcoding)
+guarded by a lease in ``Coordination``, renewed while the work runs, so two drivers never
+transcode the same video at once, and a driver that dies (its lease lapses) leaves the video to
+the next attempt.
+"""
+from __future__ import annotations
+
+import logging
+import shlex
+import shutil
+import threading
+import time
+from dataclasses import dataclass, field
+from typing import Callable, Optional
+
+# Modules, not names: tests and the transcode-overhead benchmark wrap their functions in place.
+from media_workers.adapters import thumbnails, transcode
+from media_workers.adapters.probe import MediaInfo, probe
+from media_workers.adapters.transcode_errors import PermanentTranscodeError
+from media_workers.transcoding import publish
+from reelhouse.domain.videos import Stage, VideoStatus
+from reelhouse.ports import Catalog, Coordination, CoordinationKeys, Lease, ObjectStore
+from reelhouse.settings import Settings
+
+log = logging.getLogger("reelhouse.worker")
+
+
+@dataclass
+class TranscodeOutcome:
+    video_id: str
+    status: str  # "ready" | "failed" | "skipped"
+    reason: Optional[str] = None
+    encoder_path: Optional[str] = None
+    elapsed_s: float = 0.0
+    speed: float = 0.0  # × real time
+    renditions: list = field(default_factory=list)
+
+
+class _KeepAlive(threading.Thread):
+    """Renews the claim (and the driver's own lease, e.g. the bus subscription) while work runs."""
+
+    def __init__(self, claim: Lease, also: Optional[Callable[[], None]]):
+        super().__init__(name=f"keepalive-{claim.key}", daemon=True)
+        self.claim, self.also = claim, also
+        self.stopped = threading.Event()
+
+    def run(self) -> None:
+        interval = self.claim.ttl_ms / 3000
+        while not self.stopped.wait(interval):
+            try:
+                if not self.claim.renew():
+                    log.warning("the claim %s was lost (a renewal came after its TTL)", self.claim.key)
+                if self.also:
+                    self.also()
+            except Exception:  # a missed renewal is retried next interval; the lease has slack
+                log.warning("renewing the claim %s failed", self.claim.key, exc_info=True)
+
+
+class TranscodeJobs:
+    """The transcode use cases, over the ports they need."""
+
+    def __init__(self, settings: Settings, catalog: Catalog, objects: ObjectStore, coordination: Coordination):
+        self.settings, self.catalog, self.objects, self.coordination = settings, catalog, objects, coordination
+
+    def claim(self, video_id: str, holder: str) -> Optional[Lease]:
+        """Claim a queued video for transcoding; None if it is done, gone, or another driver holds it."""
+        catalog = self.catalog
+        video = catalog.get_video(video_id)
+        if video is None or video.status != VideoStatus.PROCESSING or video.stage not in (Stage.QUEUED,
+                                                                                            Stage.TRANSCODING):
+            return None
+        claim = self.coordination.acquire(CoordinationKeys.transcode_claim(video_id),
+                                          self.settings.transcode_claim_ttl_ms, holder=holder)
+        if claim is None:
+            return None  # a live driver is transcoding it
+        if video.stage == Stage.TRANSCODING:
+            # Its last driver died mid-transcode (its claim lapsed): back to the queue, then claim.
+            catalog.compare_and_set_status(video_id, VideoStatus.PROCESSING, Stage.TRANSCODING,
+                                           VideoStatus.PROCESSING, Stage.QUEUED, progress=0.0)
+        if not catalog.compare_and_set_status(video_id, VideoStatus.PROCESSING, Stage.QUEUED,
+                                              VideoStatus.PROCESSING, Stage.TRANSCODING, progress=0.0):
+            claim.release()
+            return None
+        return claim
+
+    def is_claimed(self, video_id: str) -> bool:
+        return self.coordination.holder(CoordinationKeys.transcode_claim(video_id)) is not None
+
+    def _progress_reporter(self, video_id: str) -> Callable[[float], None]:
+        last = [0.0]
+
+        def report(percent: float) -> None:
+            now = time.monotonic()
+            if percent >= 100 or now - last[0] >= 1.0:
+                last[0] = now
+                self.catalog.update_video(video_id, progress=round(min(percent, 100.0), 1))
+
+        return report
+
+    def run(self, video_id: str, *, holder: str, keep_alive: Optional[Callable[[], None]] = None) -> TranscodeOutcome:
+        """Claim, transcode, publish and mark ready. Raises PermanentTranscodeError (the video is then
+        ``failed``) or any other exception for a transient failure (the video goes back to ``queued``)."""
+        claim = self.claim(video_id, holder)
+        if claim is None:
+            video = self.catalog.get_video(video_id)
+            state = f"{video.status.value}/{video.stage.value if video.stage else '-'}" if video else "gone"
+            log.info("video %s not claimed by %s (it is %s)", video_id, holder, state)
+            return TranscodeOutcome(video_id, "skipped", reason=state)
+        keeper = _KeepAlive(claim, keep_alive)
+        keeper.start()
+        work = self.settings.work_dir / video_id
+        try:
+            return self._transcode(video_id, holder, work)
+        except PermanentTranscodeError as exc:
+            self.catalog.compare_and_set_status(video_id, VideoStatus.PROCESSING, Stage.TRANSCODING,
+                                                VideoStatus.FAILED, None, reason=f"transcode failed: {exc.reason}")
+            raise
+        except BaseException:
+            # Transient: put the video back in the queue so the retry (or another driver) can claim it.
+            self.catalog.compare_and_set_status(video_id, VideoStatus.PROCESSING, Stage.TRANSCODING,
+                                                VideoStatus.PROCESSING, Stage.QUEUED, progress=0.0)
+            raise
+        finally:
+            keeper.stopped.set()
+            claim.release()
+            shutil.rmtree(work, ignore_errors=True)
+
+    def _transcode(self, video_id: str, holder: str, work) -> TranscodeOutcome:
+        settings, catalog = self.settings, self.catalog
+        video = catalog.get_video(video_id)
+        started = time.monotonic()
+        shutil.rmtree(work, ignore_errors=True)  # a re-run starts clean
+        work.mkdir(parents=True)
+        source = self.objects.location_for_reading(video.source_bucket, video.source_key)
+        media = MediaInfo(**video.media_info) if video.media_info else probe(source, settings.ffprobe_bin)
+        result = transcode.transcode_ladder(source, work, media=media, ffmpeg_bin=settings.ffmpeg_bin,
+                                            on_progress=self._progress_reporter(video_id),
+                                            preset=settings.transcode_preset,
+                                            stall_timeout_s=settings.ffmpeg_stall_timeout_s)
+        log.info("video %s ffmpeg command: %s", video_id, shlex.join(result.command))
+        thumbnails_error = None
+        try:
+            thumbnails.make_poster(source, work / "poster.jpg", media=media, ffmpeg_bin=settings.ffmpeg_bin)
+            thumbnails.make_sprite(source, work, media=media, ffmpeg_bin=settings.ffmpeg_bin)
+        except thumbnails.ThumbnailError as exc:  # a playable ladder without previews beats a failed video
+            thumbnails_error = exc.reason if hasattr(exc, "reason") else str(exc)
+            log.warning("video %s: no poster/sprite: %s", video_id, thumbnails_error)
+        published = publish.publish_folder(self.objects, settings.bucket_media, publish.media_prefix(video_id), work)
+        renditions = [r.to_dict() if hasattr(r, "to_dict") else r for r in result.renditions]
+        info = dict(video.media_info or media.to_dict())
+        info["transcode"] = {"encoder_path": result.encoder_path, "elapsed_s": round(result.elapsed_s, 2),
+                             "speed": round(result.speed, 2), "published_bytes": published, "driver": holder,
+                             "thumbnails_error": thumbnails_error}
+        catalog.compare_and_set_status(video_id, VideoStatus.PROCESSING, Stage.TRANSCODING, VideoStatus.READY,
+                                       None, progress=100.0, renditions=renditions, media_info=info)
+        elapsed = time.monotonic() - started
+        log.info("video %s ready: %d renditions, %s, %.1f s (%.2fx real time)", video_id, len(renditions),
+                 result.encoder_path, elapsed, result.speed)
+        return TranscodeOutcome(video_id, "ready", encoder_path=result.encoder_path, elapsed_s=elapsed,
+                                speed=result.speed, renditions=renditions)
+
+    def give_up(self, video_id: str, reason: str) -> None:
+        """After the last attempt of a transient failure: the video ends ``failed``."""
+        self.catalog.compare_and_set_status(video_id, VideoStatus.PROCESSING, Stage.QUEUED, VideoStatus.FAILED,
+                                            None, reason=reason)

@@ -1,0 +1,47 @@
+"""An upload in progress: what the server remembers between a client's requests.
+
+The bytes live in the object store's multipart upload; the offset is always derived from
+what the store holds, so a session carries no byte counts of its own.
+"""
+from __future__ import annotations
+
+import time
+import uuid
+from dataclasses import dataclass, field
+
+
+@dataclass
+class UploadSession:
+    id: str
+    protocol: str  # "tus" | "chunks"
+    video_id: str
+    creator_id: str
+    bucket: str
+    key: str
+    multipart_id: str
+    size: int
+    chunk_size: int = 0  # chunk API: every chunk but the last has this size
+    part_size: int = 0  # tus: data is cut into parts of this size
+    filename: str = ""
+    content_type: str = "application/octet-stream"
+    metadata: dict = field(default_factory=dict)
+    created_at: float = field(default_factory=time.time)
+    expires_at: float = 0.0
+    finished: bool = False
+
+    @property
+    def total_chunks(self) -> int:
+        return -(-self.size // self.chunk_size) if self.chunk_size else 0
+
+    def expected_chunk_size(self, number: int) -> int:
+        if number < self.total_chunks:
+            return self.chunk_size
+        return self.size - (self.total_chunks - 1) * self.chunk_size
+
+    @property
+    def tails_prefix(self) -> str:
+        return f"tus-tails/{self.id}/"
+
+
+def new_upload_id() -> str:
+    return uuid.uuid4().hex
