@@ -1,6 +1,6 @@
 """The composition root: settings in, wired engines and services out.
 
-Flask, the CLI, workers and (later) Airflow tasks all call ``bootstrap``;
+Flask, the CLI, workers and Airflow tasks all call ``bootstrap``;
 nothing else chooses an engine.
 """
 from __future__ import annotations

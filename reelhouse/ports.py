@@ -1,8 +1,8 @@
 """The small interfaces every engine sits behind.
 
-Each has an embedded (``lite``) implementation, a production engine (``full``,
-added role by role) and, for unit tests only, an in-memory fake under
-``tests/fakes``. One contract suite per interface (``tests/contract``) runs
+Each has an embedded (``lite``) implementation, a production engine (``full``;
+Redis serves both stacks for the cache, coordination and upload sessions) and, for unit
+tests only, an in-memory fake under ``tests/fakes``. One contract suite per interface (``tests/contract``) runs
 against every implementation.
 """
 from __future__ import annotations

@@ -28,10 +28,15 @@ from reelhouse.settings import Settings
 log = logging.getLogger("reelhouse.worker")
 
 
+class ClaimLost(Exception):
+    """The claim lapsed mid-work (a renewal came too late): another driver may own the video now, so
+    this one stops without touching the video's state or its published media."""
+
+
 @dataclass
 class TranscodeOutcome:
     video_id: str
-    status: str  # "ready" | "failed" | "skipped"
+    status: str  # "ready" | "skipped" (not claimed) | "lost" (the claim lapsed mid-work; nothing written)
     reason: Optional[str] = None
     encoder_path: Optional[str] = None
     elapsed_s: float = 0.0
@@ -46,13 +51,20 @@ class _KeepAlive(threading.Thread):
         super().__init__(name=f"keepalive-{claim.key}", daemon=True)
         self.claim, self.also = claim, also
         self.stopped = threading.Event()
+        self.lost = threading.Event()
+
+    def check(self) -> None:
+        if self.lost.is_set():
+            raise ClaimLost(f"the claim {self.claim.key} lapsed; another driver may hold the video")
 
     def run(self) -> None:
         interval = self.claim.ttl_ms / 3000
         while not self.stopped.wait(interval):
             try:
                 if not self.claim.renew():
-                    log.warning("the claim %s was lost (a renewal came after its TTL)", self.claim.key)
+                    log.warning("the claim %s was lost (a renewal came after its TTL): stopping", self.claim.key)
+                    self.lost.set()
+                    return
                 if self.also:
                     self.also()
             except Exception:  # a missed renewal is retried next interval; the lease has slack
@@ -89,10 +101,11 @@ class TranscodeJobs:
     def is_claimed(self, video_id: str) -> bool:
         return self.coordination.holder(CoordinationKeys.transcode_claim(video_id)) is not None
 
-    def _progress_reporter(self, video_id: str) -> Callable[[float], None]:
+    def _progress_reporter(self, video_id: str, keeper: _KeepAlive) -> Callable[[float], None]:
         last = [0.0]
 
         def report(percent: float) -> None:
+            keeper.check()  # raising here stops ffmpeg at once
             now = time.monotonic()
             if percent >= 100 or now - last[0] >= 1.0:
                 last[0] = now
@@ -111,9 +124,14 @@ class TranscodeJobs:
             return TranscodeOutcome(video_id, "skipped", reason=state)
         keeper = _KeepAlive(claim, keep_alive)
         keeper.start()
-        work = self.settings.work_dir / video_id
+        # One folder per attempt: a driver whose claim lapsed never deletes its successor's work.
+        video_dir = self.settings.work_dir / video_id
+        work = video_dir / claim.token.rsplit(":", 1)[-1]
         try:
-            return self._transcode(video_id, holder, work)
+            return self._transcode(video_id, holder, work, keeper)
+        except ClaimLost as exc:
+            log.warning("video %s: %s; %s stopped without changing it", video_id, exc, holder)
+            return TranscodeOutcome(video_id, "lost", reason=str(exc))
         except PermanentTranscodeError as exc:
             self.catalog.compare_and_set_status(video_id, VideoStatus.PROCESSING, Stage.TRANSCODING,
                                                 VideoStatus.FAILED, None, reason=f"transcode failed: {exc.reason}")
@@ -127,17 +145,20 @@ class TranscodeJobs:
             keeper.stopped.set()
             claim.release()
             shutil.rmtree(work, ignore_errors=True)
+            try:
+                video_dir.rmdir()
+            except OSError:  # another attempt's folder is still in it
+                pass
 
-    def _transcode(self, video_id: str, holder: str, work) -> TranscodeOutcome:
+    def _transcode(self, video_id: str, holder: str, work, keeper: _KeepAlive) -> TranscodeOutcome:
         settings, catalog = self.settings, self.catalog
         video = catalog.get_video(video_id)
         started = time.monotonic()
-        shutil.rmtree(work, ignore_errors=True)  # a re-run starts clean
         work.mkdir(parents=True)
         source = self.objects.location_for_reading(video.source_bucket, video.source_key)
         media = MediaInfo(**video.media_info) if video.media_info else probe(source, settings.ffprobe_bin)
         result = transcode.transcode_ladder(source, work, media=media, ffmpeg_bin=settings.ffmpeg_bin,
-                                            on_progress=self._progress_reporter(video_id),
+                                            on_progress=self._progress_reporter(video_id, keeper),
                                             preset=settings.transcode_preset,
                                             stall_timeout_s=settings.ffmpeg_stall_timeout_s)
         log.info("video %s ffmpeg command: %s", video_id, shlex.join(result.command))
@@ -148,14 +169,18 @@ class TranscodeJobs:
         except thumbnails.ThumbnailError as exc:  # a playable ladder without previews beats a failed video
             thumbnails_error = exc.reason if hasattr(exc, "reason") else str(exc)
             log.warning("video %s: no poster/sprite: %s", video_id, thumbnails_error)
+        keeper.check()  # never publish over the ladder of a driver that took the video over
+        if not keeper.claim.renew():
+            raise ClaimLost(f"the claim {keeper.claim.key} lapsed before publishing")
         published = publish.publish_folder(self.objects, settings.bucket_media, publish.media_prefix(video_id), work)
         renditions = [r.to_dict() if hasattr(r, "to_dict") else r for r in result.renditions]
         info = dict(video.media_info or media.to_dict())
         info["transcode"] = {"encoder_path": result.encoder_path, "elapsed_s": round(result.elapsed_s, 2),
                              "speed": round(result.speed, 2), "published_bytes": published, "driver": holder,
                              "thumbnails_error": thumbnails_error}
-        catalog.compare_and_set_status(video_id, VideoStatus.PROCESSING, Stage.TRANSCODING, VideoStatus.READY,
-                                       None, progress=100.0, renditions=renditions, media_info=info)
+        if not catalog.compare_and_set_status(video_id, VideoStatus.PROCESSING, Stage.TRANSCODING, VideoStatus.READY,
+                                              None, progress=100.0, renditions=renditions, media_info=info):
+            raise ClaimLost(f"video {video_id} left the transcoding stage while {holder} worked on it")
         elapsed = time.monotonic() - started
         log.info("video %s ready: %d renditions, %s, %.1f s (%.2fx real time)", video_id, len(renditions),
                  result.encoder_path, elapsed, result.speed)
