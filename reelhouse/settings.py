@@ -14,8 +14,7 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 MiB = 1024 * 1024
 GiB = 1024 * MiB
 
-# What each stack runs for each role. ``full`` engines for the bus and the
-# catalog arrive with the engines issue; until then bootstrap refuses them by name.
+# What each stack runs for each role (bootstrap builds the adapter each names; an unknown name is refused).
 STACK_ENGINES: dict[str, dict[str, str]] = {
     "lite": {"object_store": "local", "catalog": "sqlite", "bus": "redis-streams", "cache": "redis"},
     "full": {"object_store": "local", "catalog": "cassandra", "bus": "kafka", "cache": "redis"},
@@ -38,7 +37,17 @@ class Settings(BaseSettings):
     api_port: int = 8700
     api_workers: int = 2
     api_threads: int = 16
-    public_url: Optional[str] = None  # what clients are told (Location headers, watch URLs)
+    # What clients are told (tus Location, watch URLs). Unset: the address each client used, as the
+    # trusted proxy forwarded it (serving_api/public_urls.py).
+    public_url: Optional[str] = None
+    # How many proxies in front of the API to believe (werkzeug's ProxyFix): their X-Forwarded-For
+    # gives the client's address (logged; what rate limits will key on) and X-Forwarded-Proto/Host/Port
+    # the address the client used. 1 = nginx (`reelhouse up`), which sets them itself. The API cannot
+    # tell nginx from a client that connects to its port directly, so such a client can claim any
+    # address and host: it only changes the URLs in its own answers (none is cached), but it could
+    # dodge a per-address limit. Keep the API port reachable only by the proxies (api_host is loopback
+    # by default), or set 0 when clients connect to the API directly (the headers are then ignored).
+    trusted_proxies: int = Field(default=1, ge=0)
 
     redis_host: str = "127.0.0.1"
     redis_port: int = 6390
@@ -59,6 +68,12 @@ class Settings(BaseSettings):
     upload_max_size: int = 50 * GiB
     upload_ttl_s: int = 3600  # upload state lives this long without activity
     upload_lock_ttl_ms: int = 10_000  # a PATCH holds its upload this long between renewals
+    # An answer given before a request body was read (a 403, 409, 423... to a chunk or a PATCH) is read
+    # by the client only if the server takes in the rest of the body first: closing with unread bytes
+    # makes TCP reset the connection, and the client sees a broken pipe instead of the answer. Up to
+    # this many unread bytes are drained (the chunk API's largest chunk is 100 MiB); beyond, the
+    # answer says `Connection: close` and the connection is closed gracefully (serving_api/unread_body.py).
+    upload_drain_max_bytes: int = Field(default=128 * MiB, ge=0)
 
     # Bus
     bus_shards: int = 4  # streams per topic; a key always maps to the same shard

@@ -12,6 +12,8 @@ from flask import Flask, g, jsonify, request
 import reelhouse
 from reelhouse.bootstrap import Platform, bootstrap
 from reelhouse.settings import Settings
+from serving_api.public_urls import behind_proxies
+from serving_api.unread_body import REQUEST_ID, UnreadBodyDrain
 
 log = logging.getLogger("reelhouse.api")
 
@@ -21,7 +23,10 @@ def create_app(settings: Optional[Settings] = None, platform: Optional[Platform]
     logging.basicConfig(level=settings.log_level, format="%(asctime)s %(levelname)s %(name)s %(message)s")
     platform = platform or bootstrap(settings)
     app = Flask(__name__)
-    app.wsgi_app = _MethodOverride(app.wsgi_app)
+    # Outermost: the drain of unread request bodies, which needs the server's own start_response
+    # (serving_api/unread_body.py); then ProxyFix (the client's address and the address it used).
+    app.wsgi_app = UnreadBodyDrain(behind_proxies(_MethodOverride(app.wsgi_app), settings.trusted_proxies),
+                                   settings.upload_drain_max_bytes)
     app.extensions["reelhouse"] = platform
     app.config["JSON_SORT_KEYS"] = False
     log.info("serving API %s starting; %s", reelhouse.__version__, platform.engine_line())
@@ -42,7 +47,7 @@ def create_app(settings: Optional[Settings] = None, platform: Optional[Platform]
     @app.before_request
     def _start_timer():
         g.started = time.monotonic()
-        g.request_id = request.headers.get("X-Request-Id") or uuid.uuid4().hex[:12]
+        g.request_id = request.environ[REQUEST_ID] = request.headers.get("X-Request-Id") or uuid.uuid4().hex[:12]
 
     @app.after_request
     def _log_request(response):
@@ -50,8 +55,9 @@ def create_app(settings: Optional[Settings] = None, platform: Optional[Platform]
         response.headers["X-Request-Id"] = g.get("request_id", "")
         if request.path != "/healthz":
             ids = " ".join(f"{k}={v}" for k, v in (("upload", g.get("upload_id")), ("video", g.get("video_id"))) if v)
-            log.info("request %s %s %s -> %d %.1fms %s", g.get("request_id"), request.method, request.path,
-                     response.status_code, elapsed_ms, ids)
+            # client: the address the trusted proxy saw (ProxyFix), or the peer's on a direct connection
+            log.info("request %s %s %s -> %d %.1fms client=%s %s", g.get("request_id"), request.method,
+                     request.path, response.status_code, elapsed_ms, request.remote_addr, ids)
         return response
 
     _start_upload_sweeper(platform)

@@ -6,13 +6,15 @@ import binascii
 from email.utils import format_datetime
 from datetime import datetime, timezone
 
-from flask import Blueprint, Response, g, jsonify, request
+from flask import Blueprint, Response, g, request
 
 from reelhouse.services.errors import (
     BadRequest, ServiceError, UnsupportedMediaType,
 )
 from reelhouse.services.upload_requests import check_new_upload
 from serving_api.auth import platform, principal
+from serving_api.problems import problem
+from serving_api.public_urls import site_url
 
 bp = Blueprint("tus", __name__)
 
@@ -42,9 +44,9 @@ def _check_version():
         return None
     version = request.headers.get("Tus-Resumable")
     if version != TUS_VERSION:
-        response = jsonify(status=412, code="unsupported_tus_version", field="Tus-Resumable",
-                           title=f"this server speaks tus {TUS_VERSION}; send 'Tus-Resumable: {TUS_VERSION}'")
-        response.status_code = 412
+        response = problem(412, "unsupported_tus_version",
+                           f"this server speaks tus {TUS_VERSION}; send 'Tus-Resumable: {TUS_VERSION}'",
+                           field="Tus-Resumable")
         response.headers["Tus-Version"] = TUS_VERSION
         return response
     return None
@@ -141,7 +143,8 @@ def create():
     session = uploads.create(who, new, "tus", metadata=meta)
     g.upload_id, g.video_id = session.id, session.video_id
     response = Response(status=201)
-    response.headers["Location"] = f"{platform().settings.external_url}/files/{session.id}"
+    # On the address the client used (through nginx: nginx's), so that its PATCHes go the same way.
+    response.headers["Location"] = f"{site_url(platform().settings)}/files/{session.id}"
     response.headers["Video-Id"] = session.video_id
     response.headers["Upload-Expires"] = _expires(session.expires_at)
     has_body = (request.content_length or 0) > 0

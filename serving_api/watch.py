@@ -12,6 +12,7 @@ from flask import Blueprint, g, render_template, send_from_directory
 from reelhouse.services.errors import NotFound
 from serving_api.auth import platform
 from serving_api.problems import problem
+from serving_api.public_urls import media_url, view_for_this_client
 
 bp = Blueprint("watch", __name__)
 
@@ -26,7 +27,8 @@ def watch(video_id: str):
     except NotFound:
         page = render_template("watch_missing.html", video_id=video_id)
         return page, 404, {"Cache-Control": "no-store"}
-    page = render_template("watch.html", view=view, cdn_url=platform().settings.cdn_url)
+    settings = platform().settings
+    page = render_template("watch.html", view=view_for_this_client(view, settings), cdn_url=media_url(settings))
     # The page embeds the video's status; a cached copy would show "processing" forever.
     return page, 200, {"Cache-Control": "no-cache"}
 

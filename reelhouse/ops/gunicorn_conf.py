@@ -6,17 +6,30 @@ that is most of the server's CPU: a 10 MiB chunk took ~39 ms just to receive on 
 2-core machine. The two small patches below keep gunicorn's semantics (same buffers, same
 ``Content-Length`` accounting) and only read in large blocks. They are checked against the pinned
 gunicorn version, and every upload test runs through them.
+
+Closing a connection with request bytes still unread: ``post_request`` below (a gunicorn hook)
+closes gracefully, see ``serving_api.unread_body``.
 """
 from __future__ import annotations
 
 import io
+import socket
+import time
 
 import gunicorn
 from gunicorn.http import body as _body
 from gunicorn.http import unreader as _unreader
 
+from serving_api.unread_body import LINGERING_CLOSE
+
 RECV_BYTES = 256 * 1024
 PATCHED_FOR = "23.0.0"
+# A lingering close, as nginx and Apache do it: after the answer, keep reading (and discarding)
+# what the client still sends, until it closes its side, pauses this long, or the whole linger
+# has lasted this long. Shorter than nginx's 5 s / 30 s: a lingering connection holds one of the
+# worker's threads. A client still sending after LINGER_MAX_S is cut off with a reset.
+LINGER_QUIET_S = 2.0
+LINGER_MAX_S = 10.0
 
 
 def _read_in_large_blocks(self, size=None):
@@ -54,3 +67,23 @@ else:  # say so rather than silently run ~2x slower uploads (bench/README.md, "R
         "gunicorn %s is not %s: request bodies are read gunicorn's way (1 KiB loops); "
         "re-measure bench/upload_throughput and update reelhouse/ops/gunicorn_conf.py",
         gunicorn.__version__, PATCHED_FOR)
+
+
+def post_request(worker, req, environ, resp):
+    """gunicorn calls this after writing an answer, before it closes or keeps the connection."""
+    if environ.get(LINGERING_CLOSE) and resp is not None and resp.should_close():
+        _lingering_close(environ["gunicorn.socket"])
+
+
+def _lingering_close(sock: socket.socket) -> None:
+    """Closing with unread bytes in the receive buffer would reset the connection and destroy the
+    answer on its way to the client; after this the receive buffer is empty when gunicorn closes."""
+    try:
+        sock.shutdown(socket.SHUT_WR)  # the answer is complete: the client sees its end
+        deadline = time.monotonic() + LINGER_MAX_S
+        while (left := deadline - time.monotonic()) > 0:
+            sock.settimeout(min(left, LINGER_QUIET_S))
+            if not sock.recv(RECV_BYTES):
+                return  # the client closed its side: nothing is left to reset
+    except OSError:  # timed out, or the client reset: gunicorn closes it now either way
+        return

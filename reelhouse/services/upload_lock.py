@@ -32,7 +32,7 @@ def upload_lock(coordination: Coordination, upload_id: str, ttl_ms: int) -> Iter
     lease = coordination.acquire(CoordinationKeys.upload_lock(upload_id), ttl_ms, holder="upload")
     if lease is None:
         raise Locked("another request is writing to this upload; retry when it has finished",
-                     code="upload_locked", upload_id=upload_id)
+                     field="upload_id", code="upload_locked", upload_id=upload_id)
     try:
         yield HeldUpload(lease)
     finally:

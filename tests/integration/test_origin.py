@@ -246,7 +246,8 @@ def test_a_ready_video_names_its_playback_urls_through_nginx(client, platform, r
     assert view["playback_url"] == f"{cdn}/media/{ready.id}/hls/master.m3u8"
     assert view["poster_url"] == f"{cdn}/media/{ready.id}/poster.jpg"
     assert view["sprite_vtt_url"] == f"{cdn}/media/{ready.id}/sprite.vtt"
-    assert view["watch_url"] == f"{platform.settings.external_url}/watch/{ready.id}"
+    # the page on the address this client used (the test client's default host, no public_url set)
+    assert view["watch_url"] == f"http://localhost/watch/{ready.id}"
     # each URL's path is one the origin serves
     for key in ("playback_url", "poster_url", "sprite_vtt_url"):
         assert client.get(view[key].removeprefix(cdn)).status_code == 200, key
@@ -412,6 +413,23 @@ def test_playlists_pass_with_their_short_lifetime_and_misses_are_not_cached(fron
     assert misses[1].json()["code"] == "unknown_media"
 
 
+def test_through_nginx_every_url_a_client_is_told_is_on_the_address_it_used(front):
+    stack, ready = front["settings"], front["video"]
+    used = f"http://localhost:{stack.nginx_port}"  # a name for nginx that no setting holds
+
+    view = requests.get(f"{stack.nginx_url}/videos/{ready.id}", headers={"Host": f"localhost:{stack.nginx_port}"},
+                        timeout=10).json()
+    page = requests.get(f"{stack.nginx_url}/watch/{ready.id}", headers={"Host": f"localhost:{stack.nginx_port}"},
+                        timeout=10).text
+
+    assert view["playback_url"] == f"{used}/media/{ready.id}/hls/master.m3u8"
+    assert view["poster_url"] == f"{used}/media/{ready.id}/poster.jpg"
+    assert view["sprite_vtt_url"] == f"{used}/media/{ready.id}/sprite.vtt"
+    assert view["watch_url"] == f"{used}/watch/{ready.id}"
+    assert f'poster="{used}/media/{ready.id}/poster.jpg"' in page
+    assert f'<link rel="preconnect" href="{used}" crossorigin>' in page
+
+
 def test_the_api_answers_through_nginx_and_large_request_bodies_pass(front):
     stack = front["settings"]
     assert requests.get(f"{stack.nginx_url}/healthz", timeout=5).json()["status"] == "ok"
@@ -420,6 +438,7 @@ def test_the_api_answers_through_nginx_and_large_request_bodies_pass(front):
     created = requests.post(f"{stack.nginx_url}/files/", timeout=10, headers={
         **tus, "Upload-Length": str(len(body) + 1), "Upload-Metadata": "filename Ym9keS5iaW4="})
     assert created.status_code == 201, created.text
+    assert created.headers["Location"].startswith(f"{stack.nginx_url}/files/")  # the PATCH comes back this way
     upload_path = "/files/" + created.headers["Location"].rsplit("/files/", 1)[1]
 
     patched = requests.patch(f"{stack.nginx_url}{upload_path}", data=body, timeout=30, headers={
