@@ -109,6 +109,11 @@ class TranscodeJobs:
             now = time.monotonic()
             if percent >= 100 or now - last[0] >= 1.0:
                 last[0] = now
+                # Renewed before each write (at most one a second): a driver whose claim lapsed between
+                # two keep-alive rounds must not write over its successor's progress.
+                if not keeper.claim.renew():
+                    keeper.lost.set()
+                    keeper.check()
                 self.catalog.update_video(video_id, progress=round(min(percent, 100.0), 1))
 
         return report

@@ -21,7 +21,7 @@ from reelhouse.ports import (
     MIN_PART_SIZE, Bus, Catalog, Coordination, NoSuchUpload, ObjectStore, UploadSessionStore,
 )
 from reelhouse.services.errors import (
-    BadRequest, ChecksumMismatch, Conflict, Forbidden, NotFound, PayloadTooLarge, Unauthorized,
+    BadRequest, ChecksumMismatch, Conflict, Forbidden, Locked, NotFound, PayloadTooLarge, Unauthorized,
 )
 from reelhouse.services.tus_parts import TusPartWriter, tus_progress
 from reelhouse.services.upload_requests import NewUpload, check_chunk_size
@@ -166,12 +166,18 @@ class UploadService:
         if session.finished:
             return session, session.size
         try:
-            return session, tus_progress(self.objects, session).offset
+            offset = tus_progress(self.objects, session).offset
         except NoSuchUpload:
-            # Every byte was in and the object completed, but the process died in `finish`.
-            with self._lock(session.id):
-                self.finish(session)
-            return session, session.size
+            offset = session.size  # the object completed, but the process died in `finish`
+        if offset == session.size:
+            # Every byte is in but the upload never finished (its process died first): a tus client
+            # that sees the full offset never comes back, so finish it now.
+            try:
+                with self._lock(session.id):
+                    self.finish(session)
+            except Locked:
+                pass  # the request writing the last bytes holds it, and finishes it itself
+        return session, offset
 
     def tus_append(self, principal: Principal, upload_id: str, offset: int, body: BinaryIO,
                    content_length: Optional[int], checksum: Optional[tuple[str, bytes]] = None) -> dict:
@@ -265,6 +271,16 @@ class UploadService:
         log.info("upload %s terminated by its creator: video %s deleted", session.id, session.video_id)
 
     # ------------------------------------------------------------------ shared
+    def _every_byte_in(self, session: UploadSession) -> bool:
+        """Every byte of the upload is stored in its (not yet completed) multipart upload."""
+        try:
+            if session.protocol == "tus":
+                return tus_progress(self.objects, session).offset == session.size
+            parts = {p.part_number: p.size for p in self._parts(session)}
+        except NoSuchUpload:
+            return False
+        return all(parts.get(n) == session.expected_chunk_size(n) for n in range(1, session.total_chunks + 1))
+
     def _parts(self, session: UploadSession):
         return self.objects.list_parts(session.bucket, session.key, session.multipart_id)
 
@@ -354,13 +370,16 @@ class UploadService:
         """Deal with uploads whose session expired.
 
         Still uploading: abort the multipart upload, the video ends ``failed``.
-        All bytes in but never finished (the API died during ``finish`` and the
-        client never came back): finish it now, so the video is not stuck.
+        All bytes in but never finished (the API died before or during ``finish``, or a chunk
+        client never called complete, and the client never came back): finish it now, so the
+        upload is neither lost nor stuck.
         """
         swept = []
         for upload_id, last in self.sessions.expired(now):
             video = self.catalog.get_video(last.video_id) if last else None
-            if video and video.status == VideoStatus.PROCESSING and video.stage in (Stage.PROBING, Stage.QUEUED):
+            finishing = video and video.status == VideoStatus.PROCESSING and video.stage in (Stage.PROBING,
+                                                                                            Stage.QUEUED)
+            if finishing or (video and video.status == VideoStatus.UPLOADING and self._every_byte_in(last)):
                 self.finish(last)
                 log.info("upload %s expired after its last byte: finished, video %s", upload_id, video.id)
             elif last:
