@@ -10,7 +10,8 @@ import json
 import click
 
 import reelhouse
-from reelhouse import ops
+from reelhouse.ops import services as supervisor
+from reelhouse.ops.service import ServiceError
 from reelhouse.settings import Settings
 
 
@@ -26,47 +27,61 @@ def engine_line(settings: Settings) -> str:
 
 
 @main.command()
-@click.argument("services", nargs=-1, type=click.Choice(ops.services.service_names()))
+@click.argument("services", nargs=-1, type=click.Choice(supervisor.service_names()))
 def up(services: tuple[str, ...]) -> None:
-    """Start the local services (all of them, or the ones named) and wait until they are ready."""
+    """Start the local services (all of them, or the ones named) and wait until they are ready.
+
+    A service running with other settings (another stack, another port) is restarted, saying why.
+    """
     settings = Settings()
     click.echo(engine_line(settings))
     try:
-        ops.up(settings, services or None, say=click.echo)
-    except ops.ServiceError as error:
+        supervisor.up(settings, services or None, say=click.echo)
+    except ServiceError as error:
         raise click.ClickException(str(error)) from error
 
 
 @main.command()
-@click.argument("services", nargs=-1, type=click.Choice(ops.services.service_names()))
+@click.argument("services", nargs=-1, type=click.Choice(supervisor.service_names()))
 def down(services: tuple[str, ...]) -> None:
     """Stop the local services, last started first."""
     try:
-        ops.down(Settings(), services or None, say=click.echo)
-    except ops.ServiceError as error:
+        supervisor.down(Settings(), services or None, say=click.echo)
+    except ServiceError as error:
         raise click.ClickException(str(error)) from error
 
 
 @main.command()
 @click.option("--json", "as_json", is_flag=True, help="print the status as JSON")
 def status(as_json: bool) -> None:
-    """Show each service's state, URL, PID, running version and memory."""
-    services = ops.status(Settings())
+    """Show each service's state, URL, PID, running version and memory, as each process runs them.
+
+    A process started with other settings than the current ones (another stack, another port) is
+    labelled with the stack it runs, and a note under the table says what differs.
+    """
+    services = supervisor.status(Settings())
     if as_json:
         click.echo(json.dumps(services, indent=2))
         return
     from rich.console import Console  # rich is only needed for the table
-    from rich.table import Table
+    from rich.markup import escape
+    from rich.table import Column, Table
 
     # The engine is in `--json` and in `up`'s output; the table keeps to what fits 80 columns.
-    table = Table("service", "state", "url", "pid", "version", "memory")
+    # The name is never wrapped: "cassandra (full)" cut in two would read as two services.
+    table = Table(Column("service", no_wrap=True), "state", "url", "pid", "version", "memory")
     colours = {"running": "green", "unhealthy": "yellow", "stopped": "red"}
+    notes = []
     for name, entry in services.items():
         state = entry["state"]
         memory = f"{entry['rss_bytes'] / 2**20:.0f} MiB" if entry["rss_bytes"] else "-"
+        label = name
+        if entry.get("mismatch"):  # it runs something else than the settings ask for: say what it runs
+            label = f"{name} ({entry['stack']})" if entry.get("stack") else f"{name} (?)"
+            notes.append(f"{name}: {entry['mismatch']}")
         table.add_row(
-            name, f"[{colours[state]}]{state}[/]", entry["url"], str(entry["pid"] or "-"),
-            entry["version"] or "-", memory,
+            escape(label), f"[{colours[state]}]{state}[/]", escape(entry["url"]), str(entry["pid"] or "-"),
+            escape(entry["version"] or "-"), memory,
         )
         for part, detail in entry.get("components", {}).items():  # e.g. Airflow's scheduler
             shown = detail["health"] or detail["state"]
@@ -75,6 +90,8 @@ def status(as_json: bool) -> None:
             part_memory = f"{detail['rss_bytes'] / 2**20:.0f} MiB" if detail["rss_bytes"] else "-"
             table.add_row(f"  {part}", f"[{colour}]{shown}[/]", restarts, str(detail["pid"] or "-"), "", part_memory)
     Console().print(table)
+    for note in notes:  # plain lines: a table cell would cut them at 80 columns
+        click.echo(note)
 
 
 def _register_commands() -> None:

@@ -12,13 +12,13 @@ collide with, and the project asks the server what it needs over CQL.
 """
 from __future__ import annotations
 
-import re
 import socket
 from pathlib import Path
 from typing import Optional
 
 from reelhouse.ops import jvm
 from reelhouse.ops.service import Service, ServiceError, data_dir, log_file, pid_file
+from reelhouse.ops.templates import render_template
 from reelhouse.settings import Settings
 
 NAME = "cassandra"
@@ -28,7 +28,6 @@ TEMPLATES = jvm.INFRA / "cassandra"
 CONFIG_FILES = ("cassandra.yaml", "cassandra-rackdc.properties", "logback.xml")
 SUPPORTED_JAVA = (11, 17)  # Cassandra 5.0 refuses newer releases
 INITIAL_HEAP_MB = 256
-_PLACEHOLDER = re.compile(r"\{\{\s*(\w+)\s*\}\}")
 
 # From conf/jvm-server.options (5.0), less -XX:+AlwaysPreTouch (it would make the whole heap
 # resident at start, against the memory budget, and slow the start) and -XX:-UseBiasedLocking
@@ -85,16 +84,6 @@ def conf_dir(settings: Settings) -> Path:
     return home(settings) / "conf"
 
 
-def render(template: str, values: dict[str, str], source: Path) -> str:
-    def fill(match: re.Match) -> str:
-        name = match.group(1)
-        if name not in values:
-            raise ServiceError(f"{source} names {{{{ {name} }}}}, which cassandra_server does not fill")
-        return values[name]
-
-    return _PLACEHOLDER.sub(fill, template)
-
-
 def config_values(settings: Settings) -> dict[str, str]:
     folder = home(settings)
     return {
@@ -127,7 +116,7 @@ def prepare(settings: Settings) -> None:
     values = config_values(settings)
     for name in CONFIG_FILES:
         source = TEMPLATES / name
-        (conf_dir(settings) / name).write_text(render(source.read_text(), values, source))
+        (conf_dir(settings) / name).write_text(render_template(source.read_text(), values, source))
 
 
 def jamm_agent(jars: Path) -> Path:
@@ -219,6 +208,10 @@ SERVICE = Service(
     version=version,
     prepare=prepare,
     wanted=lambda settings: settings.engine("catalog") == "cassandra",
+    # Not the keyspace: clients choose it, the node serves any.
+    settings_used=(
+        "cassandra_port", "cassandra_storage_port", "cassandra_heap_mb", "cassandra_datacenter", "java_home",
+    ),
     start_timeout_s=180.0,
     stop_timeout_s=60.0,
 )

@@ -8,12 +8,13 @@ configuration is ``infra/kafka/server.properties`` rendered into ``<home>/kafka/
 log segments and the KRaft metadata log live in ``<home>/kafka/data/``; the broker logs to
 ``<home>/logs/kafka.log``.
 
-Once the broker answers, readiness also creates the project's topics (idempotently), so
-``reelhouse up`` leaves a broker that workers can use at once.
+Once the broker answers, ``reelhouse up`` also creates the project's topics (idempotently,
+``once_ready``), so it leaves a broker that workers can use at once; ``status`` only asks.
 """
 from __future__ import annotations
 
 import base64
+import logging
 import re
 import socket
 import subprocess
@@ -23,16 +24,17 @@ from typing import Optional
 
 from reelhouse.ops import jvm
 from reelhouse.ops.service import Service, ServiceError, data_dir, log_file, pid_file
+from reelhouse.ops.templates import render_template
 from reelhouse.settings import Settings
 
 NAME = "kafka"
+log = logging.getLogger("reelhouse.ops.kafka")
 SERVER_CLASS = "kafka.Kafka"
 STORAGE_TOOL_CLASS = "kafka.tools.StorageTool"
 TEMPLATES = jvm.INFRA / "kafka"
 MINIMUM_JAVA = 17  # Kafka 4.x brokers refuse older releases
 INITIAL_HEAP_MB = 256
 RETENTION_HOURS = 168  # a week, Kafka's default
-_PLACEHOLDER = re.compile(r"\{\{\s*(\w+)\s*\}\}")
 _VERSION_LINE = re.compile(r"Kafka version: (\S+)")
 
 # From bin/kafka-run-class.sh (KAFKA_JVM_PERFORMANCE_OPTS), less -server (the default).
@@ -58,16 +60,6 @@ def project_topics() -> tuple[str, ...]:
     from reelhouse.domain.jobs import TOPIC_CDC_VIDEOS, TOPIC_TRANSCODE_JOBS, TOPIC_WATCH_EVENTS
 
     return TOPIC_TRANSCODE_JOBS, TOPIC_WATCH_EVENTS, TOPIC_CDC_VIDEOS
-
-
-def render(template: str, values: dict[str, str], source: Path) -> str:
-    def fill(match: re.Match) -> str:
-        name = match.group(1)
-        if name not in values:
-            raise ServiceError(f"{source} names {{{{ {name} }}}}, which kafka_server does not fill")
-        return values[name]
-
-    return _PLACEHOLDER.sub(fill, template)
 
 
 def config_values(settings: Settings) -> dict[str, str]:
@@ -130,7 +122,8 @@ def prepare(settings: Settings) -> None:
     for folder in (conf_dir(settings), log_dirs(settings), pid_file(settings, NAME).parent, log_file(settings, NAME).parent):
         folder.mkdir(parents=True, exist_ok=True)
     source = TEMPLATES / "server.properties"
-    (conf_dir(settings) / "server.properties").write_text(render(source.read_text(), config_values(settings), source))
+    rendered = render_template(source.read_text(), config_values(settings), source)
+    (conf_dir(settings) / "server.properties").write_text(rendered)
     (conf_dir(settings) / "log4j2.properties").write_text((TEMPLATES / "log4j2.properties").read_text())
     format_storage(settings)
 
@@ -150,11 +143,24 @@ def _listening(port: int) -> bool:
         return probe.connect_ex(("127.0.0.1", port)) == 0
 
 
+class _ProbeLog:
+    """The probing client's logger, so that librdkafka does not write its own lines to stderr
+    (``%6|…|BGQUEUE|…`` as a client is dropped, on some runs), into the output of `reelhouse status`.
+
+    Given a logger, librdkafka hands its lines over only when the client is polled, which a
+    one-question probe never does, so they are dropped; a failed probe is told by the service's
+    state and, at `up`, by the broker's log. Should a line arrive, it goes to DEBUG.
+    """
+
+    def log(self, level: int, message: str, *args) -> None:
+        log.debug("librdkafka: " + message, *args)
+
+
 def cluster_id(settings: Settings, timeout_s: float = 5.0) -> str:
     """Asked of the running broker; raises while it is not serving."""
     from confluent_kafka.admin import AdminClient  # here: the client costs the CLI time to import
 
-    admin = AdminClient({"bootstrap.servers": bootstrap_servers(settings)})
+    admin = AdminClient({"bootstrap.servers": bootstrap_servers(settings), "logger": _ProbeLog()})
     return admin.describe_cluster(request_timeout=timeout_s).result(timeout_s).cluster_id
 
 
@@ -172,10 +178,7 @@ def ensure_topics(settings: Settings) -> None:
 
 def is_ready(settings: Settings) -> bool:
     # A closed port answers at once; the client would spend its timeout on retries.
-    if not (_listening(settings.kafka_port) and cluster_id(settings)):
-        return False
-    ensure_topics(settings)
-    return True
+    return _listening(settings.kafka_port) and bool(cluster_id(settings))
 
 
 def version(settings: Settings) -> Optional[str]:
@@ -209,6 +212,8 @@ SERVICE = Service(
     version=version,
     prepare=prepare,
     wanted=lambda settings: settings.engine("bus") == "kafka",
+    settings_used=("kafka_port", "kafka_controller_port", "kafka_heap_mb", "kafka_partitions", "java_home"),
+    once_ready=ensure_topics,
     start_timeout_s=120.0,
     stop_timeout_s=30.0,
 )

@@ -21,11 +21,11 @@ from typing import Optional
 
 from reelhouse.ops import processes
 from reelhouse.ops.service import Service, ServiceError, data_dir, log_file, pid_file
+from reelhouse.ops.templates import render_template
 from reelhouse.settings import Settings
 
 NAME = "nginx"
 TEMPLATE = Path(__file__).resolve().parents[2] / "infra" / "nginx" / "reelhouse.conf.template"
-_PLACEHOLDER = re.compile(r"\{\{\s*(\w+)\s*\}\}")
 _VERSION = re.compile(r"nginx/(\S+)")
 # Each of nginx's temp paths defaults to a system folder (/var/lib/nginx/...) unless set.
 TEMP_KINDS = ("client_body", "proxy", "fastcgi", "uwsgi", "scgi")
@@ -80,14 +80,7 @@ def render_config(settings: Settings) -> str:
         "api_address": f"{settings.api_host}:{settings.api_port}",
         "listen_address": f"{settings.nginx_host}:{settings.nginx_port}",
     }
-
-    def fill(match: re.Match) -> str:
-        name = match.group(1)
-        if name not in values:
-            raise ServiceError(f"{TEMPLATE} names {{{{ {name} }}}}, which nginx_server.render_config does not fill")
-        return values[name]
-
-    return _PLACEHOLDER.sub(fill, TEMPLATE.read_text())
+    return render_template(TEMPLATE.read_text(), values, TEMPLATE)
 
 
 def prepare(settings: Settings) -> None:
@@ -144,5 +137,7 @@ SERVICE = Service(
     is_ready=is_ready,
     version=version,
     prepare=prepare,
+    # What render_config fills in besides paths under the home.
+    settings_used=("nginx_host", "nginx_port", "nginx_cache_max_size_mb", "api_host", "api_port"),
     start_timeout_s=10.0,
 )

@@ -143,6 +143,8 @@ SERVICE = Service(
     version=version,
     prepare=prepare,
     wanted=lambda settings: settings.airflow_enabled,
+    # Airflow's database, role and password are made by Airflow's set-up, not by the server's start.
+    settings_used=("postgres_host", "postgres_port"),
     start_timeout_s=30.0,
     stop_timeout_s=20.0,
 )

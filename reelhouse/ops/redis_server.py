@@ -86,5 +86,7 @@ SERVICE = Service(
     is_ready=is_ready,
     version=version,
     prepare=prepare,
+    # Everything else in its config is a path under the home, where the start record lives too.
+    settings_used=("redis_port",),
     start_timeout_s=10.0,
 )

@@ -7,9 +7,11 @@ Airflow...) means writing such a value in its own module and listing it in
 
 Layout under the project home (``settings.home_dir``)::
 
-    run/<name>.pid     PID of the service's leading process (its process group id)
-    logs/<name>.log    what it prints, and its own log file where it has one
-    <name>/            its data and generated configuration
+    run/<name>.pid            PID of the service's leading process (its process group id)
+    run/<name>.started.json   what that process was started with: stack, engines, the settings
+                              it depends on (``reelhouse.ops.start_record``)
+    logs/<name>.log           what it prints, and its own log file where it has one
+    <name>/                   its data and generated configuration
 """
 from __future__ import annotations
 
@@ -53,6 +55,14 @@ class Service:
     wanted: Callable[[Settings], bool] = _always  # e.g. Kafka only when the bus engine is kafka
     # For a service that supervises several processes: ``components(settings, pid)`` → name → detail.
     components: Optional[Callable[[Settings, int], dict[str, dict]]] = None
+    # The settings whose change needs a restart (Settings field names). None: every setting, the
+    # safe default for a process that builds its whole Settings from the environment (the API, the
+    # worker, Airflow), so they follow the stack; a server configured by a few values names them.
+    # `up` restarts a running service when these differ from its start record.
+    settings_used: Optional[tuple[str, ...]] = None
+    # Run by `up` once the service answers, started now or found running (Kafka: the project's
+    # topics); kept out of ``is_ready`` because `status` probes too, and must not write.
+    once_ready: Callable[[Settings], None] = _nothing_to_prepare
     start_timeout_s: float = 15.0
     stop_timeout_s: float = 10.0
 
@@ -63,6 +73,10 @@ def pid_file(settings: Settings, name: str) -> Path:
 
 def log_file(settings: Settings, name: str) -> Path:
     return settings.home_dir / "logs" / f"{name}.log"
+
+
+def record_file(settings: Settings, name: str) -> Path:
+    return settings.home_dir / "run" / f"{name}.started.json"
 
 
 def data_dir(settings: Settings, name: str) -> Path:

@@ -2,7 +2,9 @@
 
 No systemd and no containers: each service is a detached process group started
 here, tracked by a PID file under the project home, and stopped by that PID after
-checking /proc that it still runs the expected program.
+checking /proc that it still runs the expected program. Beside the PID file, a start
+record says what the process runs (``start_record``): ``up`` restarts a service whose
+record the current settings contradict, and ``status`` reports the record.
 """
 from __future__ import annotations
 
@@ -14,7 +16,7 @@ from typing import Callable, Iterable, Optional
 
 from reelhouse.ops import (airflow_server, api_server, cassandra_server, kafka_server, nginx_server, postgres_server,
                            redis_server, worker_service)
-from reelhouse.ops import processes
+from reelhouse.ops import processes, start_record
 from reelhouse.ops.service import Service, ServiceError, log_file, pid_file
 from reelhouse.settings import Settings
 
@@ -66,20 +68,27 @@ def _probe(check: Callable[[Settings], bool], settings: Settings) -> bool:
 
 def _wait_ready(settings: Settings, service: Service, process: Optional[subprocess.Popen], pid: int) -> None:
     deadline = time.monotonic() + service.start_timeout_s
+    set_up_error: Optional[Exception] = None
     while time.monotonic() < deadline:
         exited = process.poll() is not None if process is not None else not processes.is_alive(pid)
         if exited:
             code = process.returncode if process is not None else "unknown"
             pid_file(settings, service.name).unlink(missing_ok=True)
+            start_record.forget(settings, service)
             raise ServiceError(
                 f"{service.name} exited (code {code}) while starting; "
                 f"last lines of {log_file(settings, service.name)}:\n{processes.log_tail(log_file(settings, service.name))}"
             )
         if _probe(service.is_ready, settings):
-            return
+            try:
+                service.once_ready(settings)
+                return
+            except Exception as error:  # e.g. a broker that answers but does not yet take topic creations
+                set_up_error = error
         time.sleep(processes.POLL_INTERVAL_S)
+    answered = f" (it answers, but setting it up failed: {set_up_error})" if set_up_error else ""
     raise ServiceError(
-        f"{service.name} (pid {pid}) was not ready after {service.start_timeout_s:.0f} s; it is still running "
+        f"{service.name} (pid {pid}) was not ready after {service.start_timeout_s:.0f} s{answered}; it is still running "
         f"(`reelhouse status`, `reelhouse down`); last lines of {log_file(settings, service.name)}:\n"
         f"{processes.log_tail(log_file(settings, service.name))}"
     )
@@ -102,27 +111,45 @@ def _start(settings: Settings, service: Service) -> tuple[subprocess.Popen, int]
     # Written by us at once (servers that write their own PID file write the same PID):
     # a `down` that comes while the service is still starting can find it.
     processes.write_pid(pid_file(settings, service.name), process.pid)
+    start_record.write(settings, service, process.pid)
     return process, process.pid
 
 
-def up(settings: Settings, services: Optional[Iterable[str]] = None, say: Say = print) -> dict[str, dict]:
-    """Start every wanted service that is not running, wait until each is ready. Idempotent.
+def _stop(settings: Settings, service: Service, pid: int) -> bool:
+    """Stop the service's process group and forget its files; True when it had to SIGKILL."""
+    killed = processes.stop_group(pid, service.stop_timeout_s)
+    pid_file(settings, service.name).unlink(missing_ok=True)
+    start_record.forget(settings, service)
+    return killed
 
-    Returns, per service, what was done ("started" or "already running"), its PID and the seconds taken.
+
+def up(settings: Settings, services: Optional[Iterable[str]] = None, say: Say = print) -> dict[str, dict]:
+    """Start every wanted service that is not running, restart those that run other settings (another
+    stack, another port...), wait until each is ready. Idempotent.
+
+    Returns, per service, what was done ("started", "restarted" or "already running"), its PID, the
+    seconds taken and, for a restart, the reason. A running service the settings do not want (Kafka
+    when the stack is lite) is left running: stopping an engine is `down`'s job.
     """
     report: dict[str, dict] = {}
     for service in _select(services):
+        pid = running_pid(settings, service)
         if not service.wanted(settings):
+            if pid is not None:
+                say(f"{service.name:<6} {'left running':<15} {_unwanted_note(settings, service, pid)}")
             continue
         began = time.monotonic()
-        pid = running_pid(settings, service)
-        process = None
+        process, action, reason = None, "already running", None
+        if pid is not None:
+            reason = start_record.difference(start_record.read(settings, service, pid), service, settings)
+            if reason:
+                say(f"{service.name:<6} restarting: {reason}")
+                _stop(settings, service, pid)
+                pid = None
         if pid is None:
             _forget_stale_pid_file(settings, service, say)
             process, pid = _start(settings, service)
-            action = "started"
-        else:
-            action = "already running"
+            action = "restarted" if reason else "started"
         _wait_ready(settings, service, process, pid)
         seconds = time.monotonic() - began
         version = service.version(settings) or "version unknown"
@@ -130,13 +157,21 @@ def up(settings: Settings, services: Optional[Iterable[str]] = None, say: Say = 
             f"{service.name:<6} {action:<15} {service.describe_engine(settings)}, {version}, "
             f"on {service.url(settings)} (pid {pid}, {seconds:.1f} s)"
         )
-        report[service.name] = {"action": action, "pid": pid, "seconds": seconds}
+        report[service.name] = {"action": action, "pid": pid, "seconds": seconds, "reason": reason}
     return report
+
+
+def _unwanted_note(settings: Settings, service: Service, pid: int) -> str:
+    record = start_record.read(settings, service, pid)
+    started_for = f"started for stack {record['stack']}" if record else "started without a start record"
+    return (f"{started_for}; the current settings (stack {settings.stack}) do not use it "
+            f"(`reelhouse down {service.name}` stops it)")
 
 
 def _forget_stale_pid_file(settings: Settings, service: Service, say: Say) -> None:
     path = pid_file(settings, service.name)
     pid = processes.read_pid(path)
+    start_record.forget(settings, service)  # it described a process that is gone
     if pid is None and not path.exists():
         return
     if pid is not None and processes.is_alive(pid):
@@ -156,38 +191,54 @@ def down(settings: Settings, services: Optional[Iterable[str]] = None, say: Say 
             _forget_stale_pid_file(settings, service, say)
             continue
         began = time.monotonic()
-        killed = processes.stop_group(pid, service.stop_timeout_s)
-        pid_file(settings, service.name).unlink(missing_ok=True)
+        killed = _stop(settings, service, pid)
         how = " (did not stop on SIGTERM: killed)" if killed else ""
         say(f"{service.name:<6} stopped         pid {pid} in {time.monotonic() - began:.1f} s{how}")
 
 
 def status(settings: Settings) -> dict[str, dict]:
-    """Per service: state (running | stopped | unhealthy), url, port, pid, version, rss_bytes, engine,
+    """Per service: state (running | stopped | unhealthy), url, port, pid, version, rss_bytes, engine, log,
     and for a supervisor of several processes (Airflow) its ``components``.
 
+    A running service is described by its start record, not by the current settings: ``stack`` and
+    ``engines`` it was started with, when (``started_at``), its engine, URL and port, probed there; and
+    ``mismatch`` says how the current settings disagree (None when they agree). A service the settings
+    do not want (``wanted``: false, e.g. Kafka on the lite stack) is listed only while it runs.
     The version is what the running server reports, not what is installed.
     """
     result: dict[str, dict] = {}
     for service in SERVICES:
         pid = running_pid(settings, service)
-        if pid is None and not service.wanted(settings):
+        wanted = service.wanted(settings)
+        if pid is None and not wanted:
             continue
+        record = start_record.read(settings, service, pid) if pid is not None else None
+        runs = start_record.settings_it_runs(record, settings) if record else settings
         entry = {
             "state": "stopped",
-            "url": service.url(settings),
-            "port": service.port(settings),
+            "url": service.url(runs),
+            "port": service.port(runs),
             "pid": pid,
             "version": None,
             "rss_bytes": None,
-            "engine": service.describe_engine(settings),
+            "engine": record["engine"] if record else service.describe_engine(settings),
             "log": str(log_file(settings, service.name)),
+            "stack": record["stack"] if record else None,
+            "engines": record["engines"] if record else None,
+            "started_at": record["started_at"] if record else None,
+            "wanted": wanted,
+            "mismatch": None,
         }
         if pid is not None:
-            entry["state"] = "running" if _probe(service.is_ready, settings) else "unhealthy"
-            entry["version"] = service.version(settings)
+            entry["state"] = "running" if _probe(service.is_ready, runs) else "unhealthy"
+            entry["version"] = service.version(runs)
             entry["rss_bytes"] = processes.group_resident_bytes(pid)
+            if not wanted:
+                entry["mismatch"] = _unwanted_note(settings, service, pid)
+            else:
+                reason = start_record.difference(record, service, settings)
+                entry["mismatch"] = f"{reason} (`reelhouse up` restarts it)" if reason else None
             if service.components is not None:
-                entry["components"] = service.components(settings, pid)
+                entry["components"] = service.components(runs, pid)
         result[service.name] = entry
     return result
