@@ -18,7 +18,7 @@ from typing import Optional
 
 from reelhouse.ops import jvm
 from reelhouse.ops.service import Service, ServiceError, data_dir, log_file, pid_file
-from reelhouse.ops.templates import render_template
+from reelhouse.templates import render_template
 from reelhouse.settings import Settings
 
 NAME = "cassandra"
@@ -116,7 +116,7 @@ def prepare(settings: Settings) -> None:
     values = config_values(settings)
     for name in CONFIG_FILES:
         source = TEMPLATES / name
-        (conf_dir(settings) / name).write_text(render_template(source.read_text(), values, source))
+        (conf_dir(settings) / name).write_text(render_template(source.read_text(), values, source, ServiceError))
 
 
 def jamm_agent(jars: Path) -> Path:

@@ -24,7 +24,7 @@ from typing import Optional
 
 from reelhouse.ops import jvm
 from reelhouse.ops.service import Service, ServiceError, data_dir, log_file, pid_file
-from reelhouse.ops.templates import render_template
+from reelhouse.templates import render_template
 from reelhouse.settings import Settings
 
 NAME = "kafka"
@@ -122,7 +122,7 @@ def prepare(settings: Settings) -> None:
     for folder in (conf_dir(settings), log_dirs(settings), pid_file(settings, NAME).parent, log_file(settings, NAME).parent):
         folder.mkdir(parents=True, exist_ok=True)
     source = TEMPLATES / "server.properties"
-    rendered = render_template(source.read_text(), config_values(settings), source)
+    rendered = render_template(source.read_text(), config_values(settings), source, ServiceError)
     (conf_dir(settings) / "server.properties").write_text(rendered)
     (conf_dir(settings) / "log4j2.properties").write_text((TEMPLATES / "log4j2.properties").read_text())
     format_storage(settings)

@@ -21,7 +21,7 @@ from typing import Optional
 
 from reelhouse.ops import processes
 from reelhouse.ops.service import Service, ServiceError, data_dir, log_file, pid_file
-from reelhouse.ops.templates import render_template
+from reelhouse.templates import render_template
 from reelhouse.settings import Settings
 
 NAME = "nginx"
@@ -80,7 +80,7 @@ def render_config(settings: Settings) -> str:
         "api_address": f"{settings.api_host}:{settings.api_port}",
         "listen_address": f"{settings.nginx_host}:{settings.nginx_port}",
     }
-    return render_template(TEMPLATE.read_text(), values, TEMPLATE)
+    return render_template(TEMPLATE.read_text(), values, TEMPLATE, ServiceError)
 
 
 def prepare(settings: Settings) -> None:

@@ -7,7 +7,7 @@ import pytest
 
 from reelhouse.ops import cassandra_server, kafka_server
 from reelhouse.ops.service import ServiceError
-from reelhouse.ops.templates import render_template
+from reelhouse.templates import render_template
 from reelhouse.settings import Settings
 
 
@@ -22,9 +22,9 @@ def test_every_placeholder_is_filled_whatever_its_spacing_and_the_rest_is_kept_b
 def test_an_unfilled_placeholder_is_an_error_naming_it_and_the_template():
     with pytest.raises(ServiceError) as raised:
         render_template("a={{ filled }}\nb={{ forgotten }}\nc={{ also_missing }}\n", {"filled": "1"},
-                        Path("/infra/kafka/server.properties"))
+                        Path("/infra/kafka/server.properties"), ServiceError)
 
-    message = str(raised.value)
+    message = str(raised.value)  # the caller's own error type: the supervisor's, here
     assert "/infra/kafka/server.properties" in message
     assert "{{ forgotten }}" in message and "{{ also_missing }}" in message
     assert "{{ filled }}" not in message
