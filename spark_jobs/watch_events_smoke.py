@@ -19,7 +19,8 @@ if TYPE_CHECKING:
     from pyspark.sql import DataFrame, SparkSession
     from pyspark.sql.streaming import StreamingQuery
 
-# A player beacon as POST /events puts it on the bus (JSON, keyed by video id).
+# A player beacon as this smoke test puts it on the bus (JSON, keyed by video id); the events issue
+# defines the real contract (docs/data.md).
 WATCH_EVENT_DDL = (
     "event_id STRING, video_id STRING, viewer_id STRING, event_type STRING, "
     "position_s DOUBLE, occurred_at TIMESTAMP"

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import json
 import subprocess
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, fields
 from fractions import Fraction
 from typing import Optional
 
@@ -41,6 +41,13 @@ class MediaInfo:
     coded_height: int = 0
     rotation: int = 0  # degrees clockwise to turn the stored frame upright: 0, 90, 180 or 270
     sample_aspect_ratio: str = "1:1"
+
+    @classmethod
+    def from_dict(cls, stored: dict) -> "MediaInfo":
+        """Back from a video's ``media_info``, ignoring what others added beside the probe's fields
+        (the transcode's own ``transcode`` record)."""
+        names = {field.name for field in fields(cls)}
+        return cls(**{name: value for name, value in stored.items() if name in names})
 
     def to_dict(self) -> dict:
         return asdict(self)

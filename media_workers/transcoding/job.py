@@ -161,7 +161,7 @@ class TranscodeJobs:
         started = time.monotonic()
         work.mkdir(parents=True)
         source = self.objects.location_for_reading(video.source_bucket, video.source_key)
-        media = MediaInfo(**video.media_info) if video.media_info else probe(source, settings.ffprobe_bin)
+        media = MediaInfo.from_dict(video.media_info) if video.media_info else probe(source, settings.ffprobe_bin)
         result = transcode.transcode_ladder(source, work, media=media, ffmpeg_bin=settings.ffmpeg_bin,
                                             on_progress=self._progress_reporter(video_id, keeper),
                                             preset=settings.transcode_preset,

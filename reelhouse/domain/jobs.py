@@ -8,9 +8,6 @@ from dataclasses import asdict, dataclass, field
 TOPIC_TRANSCODE_JOBS = "transcode-jobs"
 TOPIC_WATCH_EVENTS = "watch-events"
 TOPIC_CDC_VIDEOS = "cdc.videos"
-# Redis key of the lease a transcoder holds on a video while it works on it (whoever drives it: the
-# bus worker or an Airflow task); maintenance leaves a claimed video's work folder alone.
-TRANSCODE_CLAIM_KEY = "transcode:claim:{video_id}"
 
 
 @dataclass

@@ -2,7 +2,7 @@
 
 tus clients send any amount per PATCH; S3 wants parts of at least 5 MiB but
 the last. Bytes that do not yet fill a part wait in a *tail* object named for
-the part number they will become (``tus-tails/<upload>/<n>``), as tusd's S3
+the part number they will become (``tus-tails/<upload id>/<n, five digits>``), as tusd's S3
 store keeps its incomplete part. The offset is always derived from the store:
 
     offset = size of parts 1..k  +  size of tail k+1 (if any)
