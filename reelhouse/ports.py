@@ -8,6 +8,8 @@ against every implementation.
 from __future__ import annotations
 
 import abc
+import base64
+import binascii
 import json
 import time
 from dataclasses import dataclass, field
@@ -144,6 +146,22 @@ class VideoNotFound(CatalogError):
 class Page:
     items: list[Video]
     next_token: Optional[str] = None
+
+
+# A page token is the position after the last video of a page (keyset pagination, not OFFSET), the same
+# for every catalog engine: a token stays valid across restarts, schema changes and engines.
+def encode_page_token(created_at: float, video_id: str) -> str:
+    raw = json.dumps({"created_at": created_at, "id": video_id}, separators=(",", ":"))
+    return base64.urlsafe_b64encode(raw.encode()).decode().rstrip("=")
+
+
+def decode_page_token(token: str) -> tuple[float, str]:
+    try:
+        padded = token + "=" * (-len(token) % 4)
+        data = json.loads(base64.urlsafe_b64decode(padded.encode()))
+        return float(data["created_at"]), str(data["id"])
+    except (binascii.Error, ValueError, TypeError, KeyError, UnicodeError) as exc:
+        raise ValueError("the page token is not one this catalog issued; start again without a token") from exc
 
 
 class Catalog(abc.ABC):

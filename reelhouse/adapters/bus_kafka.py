@@ -20,7 +20,6 @@ consumer while its holder keeps heart-beating.
 """
 from __future__ import annotations
 
-import json
 import logging
 import threading
 import time
@@ -29,58 +28,14 @@ from typing import Optional
 from confluent_kafka import Consumer, KafkaError, KafkaException, Producer, TopicPartition
 from confluent_kafka.admin import AdminClient, NewTopic
 
+from reelhouse.adapters.bus_kafka_codec import (
+    DEAD_LETTER_SUFFIX, REQUEST_TIMEOUT_S, KafkaBusError, encode_headers, message_id, parse_message_id, to_message,
+)
+from reelhouse.adapters.bus_kafka_progress import CommitNote
+from reelhouse.adapters.bus_kafka_subscription import KafkaSubscription
 from reelhouse.ports import Bus, Message, encode_records
 
 log = logging.getLogger("reelhouse.bus.kafka")
-
-DEAD_LETTER_SUFFIX = ".dlq"
-# How long a call to the broker may take before the bus says the broker is unreachable.
-REQUEST_TIMEOUT_S = 15.0
-
-
-class KafkaBusError(RuntimeError):
-    """The broker refused or did not answer; the message names the topic and what to check."""
-
-
-def encode_headers(headers: Optional[dict]) -> list[tuple[str, bytes]]:
-    # JSON per value, so numbers (``attempts``) come back as numbers.
-    return [(name, json.dumps(value).encode("utf-8")) for name, value in (headers or {}).items()]
-
-
-def decode_headers(raw: Optional[list]) -> dict:
-    headers = {}
-    for name, value in raw or []:
-        text = value.decode("utf-8", errors="replace") if value is not None else ""
-        try:
-            headers[name] = json.loads(text)
-        except ValueError:  # written by another Kafka client: keep the text as it is
-            headers[name] = text
-    return headers
-
-
-def message_id(partition: int, offset: int) -> str:
-    return f"{partition}/{offset}"
-
-
-def parse_message_id(text: str) -> tuple[int, int]:
-    partition, sep, offset = text.partition("/")
-    if not sep or not partition.isdigit() or not offset.isdigit():
-        raise ValueError(f"not a Kafka bus message id: {text!r} (expected '<partition>/<offset>')")
-    return int(partition), int(offset)
-
-
-def to_message(topic: str, record, attempts: int = 1) -> Message:
-    key = record.key()
-    return Message(
-        topic=topic,
-        key=key.decode("utf-8") if key is not None else "",
-        value=json.loads(record.value()),
-        id=message_id(record.partition(), record.offset()),
-        shard=record.partition(),
-        attempts=attempts,
-        headers=decode_headers(record.headers()),
-    )
-
 
 class KafkaBus(Bus):
     engine = "kafka"
@@ -227,8 +182,6 @@ class KafkaBus(Bus):
                 return  # no progress in a whole timeout: the caller reports what was not confirmed
 
     def subscribe(self, topic: str, group: str, consumer: str):
-        from reelhouse.adapters.bus_kafka_subscription import KafkaSubscription
-
         self.ensure_topic(topic)
         return KafkaSubscription(self, topic, group, consumer)
 
@@ -272,8 +225,6 @@ class KafkaBus(Bus):
 
     def pending_count(self, topic: str, group: str) -> int:
         """Per partition: end offset − committed offset, less what was acked above the committed offset."""
-        from reelhouse.adapters.bus_kafka_progress import CommitNote
-
         partitions = self.partition_count(topic)
         if partitions == 0:
             return 0

@@ -39,8 +39,8 @@ from typing import Optional
 
 from confluent_kafka import OFFSET_BEGINNING, Consumer, KafkaError, KafkaException, TopicPartition
 
-from reelhouse.adapters.bus_kafka import (
-    DEAD_LETTER_SUFFIX, REQUEST_TIMEOUT_S, KafkaBus, encode_headers, parse_message_id, to_message,
+from reelhouse.adapters.bus_kafka_codec import (
+    DEAD_LETTER_SUFFIX, REQUEST_TIMEOUT_S, encode_headers, parse_message_id, to_message,
 )
 from reelhouse.adapters.bus_kafka_progress import CommitNote, PartitionProgress, now_ms
 from reelhouse.ports import Message, Subscription
@@ -62,7 +62,8 @@ _REBALANCING = {KafkaError.REBALANCE_IN_PROGRESS, KafkaError.ILLEGAL_GENERATION,
 class KafkaSubscription(Subscription):
     """One consumer of a group. Safe to call ``heartbeat()`` from another thread."""
 
-    def __init__(self, bus: KafkaBus, topic: str, group: str, consumer: str):
+    def __init__(self, bus, topic: str, group: str, consumer: str):
+        """``bus`` is the ``KafkaBus`` that made it: its producer, settings and topic names."""
         self.topic = topic
         self.group = group
         self.consumer = consumer

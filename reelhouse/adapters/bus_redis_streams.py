@@ -32,91 +32,15 @@ once: the new owner may process it again); there is no fencing as in Kafka.
 from __future__ import annotations
 
 import json
-import zlib
 from typing import Optional
 
 import redis
 
+from reelhouse.adapters.bus_redis_streams_codec import (
+    HEARTBEAT_LUA, RELEASE_LUA, StreamKeys, as_text, decode_fields, entry_order, parse_message_id, shard_for_key,
+)
+from reelhouse.adapters.bus_redis_streams_subscription import RedisStreamsSubscription
 from reelhouse.ports import Bus, Message, encode_records
-
-# Joins or refreshes the group's member set, drops members silent for a lease,
-# renews the caller's leases (re-taking one that lapsed while nobody took it),
-# and reports the server time and the number of live members.
-_HEARTBEAT_LUA = """
-local t = redis.call('TIME')
-local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
-local lease = tonumber(ARGV[2])
-redis.call('ZADD', KEYS[1], now, ARGV[1])
-redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', now - lease)
-redis.call('PEXPIRE', KEYS[1], lease * 4)
-local kept = {}
-for i = 2, #KEYS do
-  local holder = redis.call('GET', KEYS[i])
-  if holder == ARGV[1] then
-    redis.call('PEXPIRE', KEYS[i], lease)
-    kept[#kept + 1] = 1
-  elseif not holder then
-    redis.call('SET', KEYS[i], ARGV[1], 'PX', lease)
-    kept[#kept + 1] = 1
-  else
-    kept[#kept + 1] = 0
-  end
-end
-return {now, redis.call('ZCARD', KEYS[1]), kept}
-"""
-
-_RELEASE_LUA = """
-if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) end
-return 0
-"""
-
-
-def shard_for_key(key: str, shards: int) -> int:
-    """Stable across processes and restarts (Python's ``hash()`` is salted per process)."""
-    return zlib.crc32(key.encode("utf-8")) % shards
-
-
-def parse_message_id(message_id: str) -> tuple[int, str]:
-    shard, sep, entry_id = message_id.partition("/")
-    if not sep or not shard.isdigit():
-        raise ValueError(f"not a bus message id: {message_id!r} (expected '<shard>/<stream entry id>')")
-    return int(shard), entry_id
-
-
-def _text(value) -> str:
-    return value.decode("utf-8") if isinstance(value, bytes) else str(value)
-
-
-def _entry_order(entry_id: str) -> tuple[int, int]:
-    millis, _, sequence = entry_id.partition("-")
-    return int(millis), int(sequence or 0)
-
-
-def _decode_fields(fields: dict) -> tuple[str, dict, dict]:
-    text = {_text(name): _text(value) for name, value in fields.items()}
-    return text["key"], json.loads(text["value"]), json.loads(text.get("headers") or "{}")
-
-
-class _Keys:
-    """Where a topic, and one group's bookkeeping on it, live in Redis."""
-
-    def __init__(self, topic: str, group: str = ""):
-        self.topic = topic
-        self.group = group
-
-    def stream(self, shard: int) -> str:
-        return f"bus:{self.topic}:{shard}"
-
-    def dead_letters(self) -> str:
-        return f"bus:{self.topic}.dlq"
-
-    def members(self) -> str:
-        return f"bus:{self.topic}:group:{self.group}:members"
-
-    def of_shard(self, shard: int, what: str) -> str:
-        """The group's ``lease``, ``attempts`` (hash by entry id) or ``retry-at`` (hash by entry id) of a shard."""
-        return f"bus:{self.topic}:{shard}:group:{self.group}:{what}"
-
 
 class RedisStreamsBus(Bus):
     engine = "redis-streams"
@@ -139,36 +63,34 @@ class RedisStreamsBus(Bus):
         self.lease_ms = lease_ms
         self.max_attempts = max_attempts
         self.retry_backoff_ms = retry_backoff_ms
-        self.heartbeat_script = redis_client.register_script(_HEARTBEAT_LUA)
-        self.release_script = redis_client.register_script(_RELEASE_LUA)
+        self.heartbeat_script = redis_client.register_script(HEARTBEAT_LUA)
+        self.release_script = redis_client.register_script(RELEASE_LUA)
 
     def publish(self, topic: str, key: str, value: dict, headers: Optional[dict] = None) -> str:
         ((key, text, headers),) = encode_records([(key, value, headers)])
         shard = shard_for_key(key, self.shards)
         fields = {"key": key, "value": text, "headers": json.dumps(headers)}
-        entry_id = self.redis.xadd(_Keys(topic).stream(shard), fields)
-        return f"{shard}/{_text(entry_id)}"
+        entry_id = self.redis.xadd(StreamKeys(topic).stream(shard), fields)
+        return f"{shard}/{as_text(entry_id)}"
 
     def publish_many(self, topic: str, records) -> list[str]:
         """One MULTI/EXEC round trip: appended together; a connection lost before EXEC appends none."""
         encoded = encode_records(records)
         if not encoded:
             return []
-        keys = _Keys(topic)
+        keys = StreamKeys(topic)
         pipeline = self.redis.pipeline(transaction=True)
         shards = []
         for key, text, headers in encoded:
             shards.append(shard_for_key(key, self.shards))
             pipeline.xadd(keys.stream(shards[-1]), {"key": key, "value": text, "headers": json.dumps(headers)})
-        return [f"{shard}/{_text(entry_id)}" for shard, entry_id in zip(shards, pipeline.execute())]
+        return [f"{shard}/{as_text(entry_id)}" for shard, entry_id in zip(shards, pipeline.execute())]
 
     def subscribe(self, topic: str, group: str, consumer: str):
-        from reelhouse.adapters.bus_redis_streams_subscription import RedisStreamsSubscription
-
         return RedisStreamsSubscription(self, topic, group, consumer)
 
     def ensure_group(self, topic: str, group: str) -> None:
-        keys = _Keys(topic)
+        keys = StreamKeys(topic)
         for shard in range(self.shards):
             try:
                 self.redis.xgroup_create(keys.stream(shard), group, id="0", mkstream=True)
@@ -179,8 +101,8 @@ class RedisStreamsBus(Bus):
     def dead_letters(self, topic: str, limit: int = 100) -> list[Message]:
         """Oldest first. ``id`` is the message's original id; headers add error, attempts, group."""
         letters = []
-        for _, fields in self.redis.xrange(_Keys(topic).dead_letters(), count=limit):
-            key, value, headers = _decode_fields(fields)
+        for _, fields in self.redis.xrange(StreamKeys(topic).dead_letters(), count=limit):
+            key, value, headers = decode_fields(fields)
             shard, _ = parse_message_id(headers["original_id"])
             letters.append(
                 Message(topic, key, value, id=headers["original_id"], shard=shard,
@@ -189,7 +111,7 @@ class RedisStreamsBus(Bus):
         return letters
 
     def pending_count(self, topic: str, group: str) -> int:
-        keys = _Keys(topic)
+        keys = StreamKeys(topic)
         total = 0
         for shard in range(self.shards):
             stream = keys.stream(shard)
@@ -199,7 +121,7 @@ class RedisStreamsBus(Bus):
                 if "no such key" in str(exc).lower():
                     continue  # nothing ever published on this shard
                 raise
-            info = next((g for g in groups if _text(g["name"]) == group), None)
+            info = next((g for g in groups if as_text(g["name"]) == group), None)
             if info is None:
                 # A group reads from the start of the stream once it subscribes.
                 total += self.redis.xlen(stream)
@@ -207,7 +129,7 @@ class RedisStreamsBus(Bus):
             lag = info.get("lag")
             if lag is None:
                 # Redis 7 cannot tell the lag after deletions inside the unread range: count it.
-                after = "(" + _text(info["last-delivered-id"])
+                after = "(" + as_text(info["last-delivered-id"])
                 lag = len(self.redis.xrange(stream, min=after, max="+"))
             total += int(info["pending"]) + int(lag)
         return total
@@ -218,7 +140,7 @@ class RedisStreamsBus(Bus):
         entry, or the one after the last it was handed. Streams no group reads are kept whole."""
         removed = 0
         for shard in range(self.shards):
-            stream = _Keys(topic).stream(shard)
+            stream = StreamKeys(topic).stream(shard)
             try:
                 groups = self.redis.xinfo_groups(stream)
             except redis.ResponseError as exc:
@@ -229,11 +151,11 @@ class RedisStreamsBus(Bus):
                 continue
             floors = []
             for info in groups:
-                pending = self.redis.xpending(stream, _text(info["name"]))
+                pending = self.redis.xpending(stream, as_text(info["name"]))
                 if int(pending["pending"]):
-                    floors.append(_entry_order(_text(pending["min"])))
+                    floors.append(entry_order(as_text(pending["min"])))
                 else:
-                    millis, sequence = _entry_order(_text(info["last-delivered-id"]))
+                    millis, sequence = entry_order(as_text(info["last-delivered-id"]))
                     floors.append((millis, sequence + 1))
             millis, sequence = min(floors)
             removed += int(self.redis.xtrim(stream, minid=f"{millis}-{sequence}", approximate=False))

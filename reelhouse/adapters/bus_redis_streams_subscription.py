@@ -10,8 +10,9 @@ import uuid
 import zlib
 from typing import Optional
 
-from reelhouse.adapters.bus_redis_streams import (RedisStreamsBus, _decode_fields, _entry_order, _Keys, _text,
-                                                  parse_message_id)
+from reelhouse.adapters.bus_redis_streams_codec import (
+    StreamKeys, as_text, decode_fields, entry_order, parse_message_id,
+)
 from reelhouse.ports import Message, Subscription
 
 # The longest a poll waits in one go: leases are renewed and a newcomer gets
@@ -22,13 +23,14 @@ MAX_WAIT_SLICE_S = 0.25
 class RedisStreamsSubscription(Subscription):
     """One consumer of a group. Safe to call ``heartbeat()`` from another thread."""
 
-    def __init__(self, bus: RedisStreamsBus, topic: str, group: str, consumer: str):
+    def __init__(self, bus, topic: str, group: str, consumer: str):
+        """``bus`` is the ``RedisStreamsBus`` that made it: its client, settings and scripts."""
         self.topic = topic
         self.group = group
         self.consumer = consumer
         self._bus = bus
         self._redis = bus.redis
-        self._keys = _Keys(topic, group)
+        self._keys = StreamKeys(topic, group)
         # Lease holder identity: unique even when two instances share a consumer name.
         self._token = f"{consumer}#{uuid.uuid4().hex[:12]}"
         self._owned: set[int] = set()
@@ -100,9 +102,9 @@ class RedisStreamsSubscription(Subscription):
         with self._lock:
             # The caller must not process what followed in this shard; it stays
             # pending and poll hands it out again, after the rejected one.
-            rejected = _entry_order(entry_id)
+            rejected = entry_order(entry_id)
             in_flight = self._in_flight.get(shard, set())
-            in_flight -= {later for later in in_flight if _entry_order(later) >= rejected}
+            in_flight -= {later for later in in_flight if entry_order(later) >= rejected}
             self._renew_if_due()
 
     def heartbeat(self) -> None:
@@ -186,10 +188,10 @@ class RedisStreamsSubscription(Subscription):
         wake_at_ms: Optional[int] = None
         for index, shard in enumerate(shards):
             history = replies[2 * index][0][1] if replies[2 * index] else []
-            retry_at = {_text(entry): int(at) for entry, at in replies[2 * index + 1].items()}
+            retry_at = {as_text(entry): int(at) for entry, at in replies[2 * index + 1].items()}
             held_back = False
             for raw_id, fields in history:
-                entry_id = _text(raw_id)
+                entry_id = as_text(raw_id)
                 if not fields:  # trimmed or deleted from the stream: nothing left to deliver
                     self._settle(self._redis.pipeline(transaction=True), shard, entry_id).execute()
                     continue
@@ -216,7 +218,7 @@ class RedisStreamsSubscription(Subscription):
         for shard in shards:
             pipe.xpending(self._keys.stream(shard), self.group)
         for shard, summary in zip(shards, pipe.execute()):
-            others = [c for c in summary["consumers"] if _text(c["name"]) != self.consumer]
+            others = [c for c in summary["consumers"] if as_text(c["name"]) != self.consumer]
             if not others:
                 continue
             cursor = "0-0"
@@ -224,7 +226,7 @@ class RedisStreamsSubscription(Subscription):
                 cursor, _, _ = self._redis.xautoclaim(
                     self._keys.stream(shard), self.group, self.consumer, 0, cursor, count=500
                 )
-                if _text(cursor) == "0-0":
+                if as_text(cursor) == "0-0":
                     break
 
     def _read_new(self, shards: list[int], count: int, block_ms: Optional[int]) -> list[tuple[int, str, dict]]:
@@ -233,7 +235,7 @@ class RedisStreamsSubscription(Subscription):
         replies = self._redis.xreadgroup(self.group, self.consumer, streams, count=count, block=block_ms)
         # Anything beyond ``count`` stays pending for us and leads the next poll, still in order.
         return [
-            (by_stream[_text(stream)], _text(entry_id), fields)
+            (by_stream[as_text(stream)], as_text(entry_id), fields)
             for stream, entries in replies or []
             for entry_id, fields in entries
         ][:count]
@@ -246,7 +248,7 @@ class RedisStreamsSubscription(Subscription):
             pipe.hincrby(self._keys.of_shard(shard, "attempts"), entry_id, 1)
         messages = []
         for (shard, entry_id, fields), attempts in zip(picked, pipe.execute()):
-            key, value, headers = _decode_fields(fields)
+            key, value, headers = decode_fields(fields)
             messages.append(Message(self.topic, key, value, id=f"{shard}/{entry_id}", shard=shard,
                                     attempts=int(attempts), headers=headers))
             self._in_flight.setdefault(shard, set()).add(entry_id)

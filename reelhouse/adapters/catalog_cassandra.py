@@ -29,17 +29,16 @@ from cassandra.cluster import EXEC_PROFILE_DEFAULT, Cluster, ExecutionProfile, N
 from cassandra.policies import DCAwareRoundRobinPolicy, TokenAwarePolicy
 from cassandra.query import BatchStatement, BatchType, PreparedStatement, dict_factory
 
-from reelhouse.adapters.catalog_sqlite import decode_page_token, encode_page_token
 from reelhouse.domain.creators import Creator
 from reelhouse.domain.videos import MUTABLE_FIELDS, Stage, Video, VideoStatus, check_transition
-from reelhouse.ports import Catalog, CatalogError, Page, VideoNotFound
+from reelhouse.ports import Catalog, CatalogError, Page, VideoNotFound, decode_page_token, encode_page_token
 from reelhouse.settings import Settings
+from reelhouse.templates import render_template
 
 SCHEMA_FILE = Path(__file__).resolve().parents[2] / "infra" / "cassandra" / "schema.cql"
 HOST = "127.0.0.1"  # one node on loopback; the driver discovers a cluster's other nodes from it
 REQUEST_TIMEOUT_S = 15.0
 _IDENTIFIER = re.compile(r"^[A-Za-z][A-Za-z0-9_]{0,47}$")
-_PLACEHOLDER = re.compile(r"\{\{\s*(\w+)\s*\}\}")
 
 JSON_FIELDS = {"media_info", "renditions"}
 VIDEO_COLUMNS = (
@@ -57,7 +56,7 @@ def schema_statements(keyspace: str, datacenter: str) -> list[str]:
         if not _IDENTIFIER.match(value):
             raise CatalogError(f"the Cassandra {name} {value!r} is not a plain CQL name (letters, digits, _)")
     text = "\n".join(line for line in SCHEMA_FILE.read_text().splitlines() if not line.lstrip().startswith("--"))
-    text = _PLACEHOLDER.sub(lambda match: {"keyspace": keyspace, "datacenter": datacenter}[match.group(1)], text)
+    text = render_template(text, {"keyspace": keyspace, "datacenter": datacenter}, SCHEMA_FILE, CatalogError)
     return [statement.strip() for statement in text.split(";") if statement.strip()]
 
 

@@ -12,8 +12,6 @@ instead of failing.
 """
 from __future__ import annotations
 
-import base64
-import binascii
 import dataclasses
 import json
 import os
@@ -27,7 +25,7 @@ from typing import Any, Optional
 
 from reelhouse.domain.creators import Creator
 from reelhouse.domain.videos import MUTABLE_FIELDS, Stage, Video, VideoStatus, check_transition
-from reelhouse.ports import Catalog, CatalogError, Page, VideoNotFound
+from reelhouse.ports import Catalog, CatalogError, Page, VideoNotFound, decode_page_token, encode_page_token
 
 SCHEMA_VERSION = 1
 BUSY_TIMEOUT_MS = 5000
@@ -303,22 +301,6 @@ class SQLiteCatalog(Catalog):
             f"SELECT id, name, token_hash, created_at FROM creators WHERE {column} = ?", (value,)
         ).fetchone()
         return Creator(*row) if row else None
-
-
-# ---------------------------------------------------------------------- page tokens
-def encode_page_token(created_at: float, video_id: str) -> str:
-    """The position after the last video of a page (keyset pagination, not OFFSET)."""
-    raw = json.dumps({"created_at": created_at, "id": video_id}, separators=(",", ":"))
-    return base64.urlsafe_b64encode(raw.encode()).decode().rstrip("=")
-
-
-def decode_page_token(token: str) -> tuple[float, str]:
-    try:
-        padded = token + "=" * (-len(token) % 4)
-        data = json.loads(base64.urlsafe_b64decode(padded.encode()))
-        return float(data["created_at"]), str(data["id"])
-    except (binascii.Error, ValueError, TypeError, KeyError, UnicodeError) as exc:
-        raise ValueError("the page token is not one this catalog issued; start again without a token") from exc
 
 
 # ---------------------------------------------------------------------- rows

@@ -1,8 +1,6 @@
 """An in-memory Catalog for unit tests only; the contract suite holds it to the real engines' behaviour."""
 from __future__ import annotations
 
-import base64
-import binascii
 import dataclasses
 import json
 import threading
@@ -11,7 +9,7 @@ from typing import Optional
 
 from reelhouse.domain.creators import Creator
 from reelhouse.domain.videos import MUTABLE_FIELDS, Stage, Video, VideoStatus, check_transition
-from reelhouse.ports import Catalog, CatalogError, Page, VideoNotFound
+from reelhouse.ports import Catalog, CatalogError, Page, VideoNotFound, decode_page_token, encode_page_token
 
 
 class InMemoryCatalog(Catalog):
@@ -39,7 +37,7 @@ class InMemoryCatalog(Catalog):
     def videos_by_creator(self, creator_id: str, limit: int = 20, page_token: Optional[str] = None) -> Page:
         if limit < 1:
             raise ValueError(f"limit must be at least 1, not {limit}")
-        after = _decode_token(page_token) if page_token else None
+        after = decode_page_token(page_token) if page_token else None
         with self._lock:
             videos = [Video.from_dict(json.loads(stored)) for stored in self._videos.values()]
         mine = sorted(
@@ -50,7 +48,7 @@ class InMemoryCatalog(Catalog):
         if after is not None:
             mine = [video for video in mine if (video.created_at, video.id) < after]
         items = mine[:limit]
-        next_token = _encode_token(items[-1].created_at, items[-1].id) if len(mine) > limit else None
+        next_token = encode_page_token(items[-1].created_at, items[-1].id) if len(mine) > limit else None
         return Page(items=items, next_token=next_token)
 
     def videos_in_stage(self, stage: Stage, limit: int = 100) -> list[Video]:
@@ -148,16 +146,3 @@ def _check_mutable(fields: dict) -> None:
 
 def _json_copy(fields: dict) -> dict:
     return json.loads(json.dumps(fields))
-
-
-def _encode_token(created_at: float, video_id: str) -> str:
-    raw = json.dumps({"created_at": created_at, "id": video_id})
-    return base64.urlsafe_b64encode(raw.encode()).decode()
-
-
-def _decode_token(token: str) -> tuple[float, str]:
-    try:
-        data = json.loads(base64.urlsafe_b64decode(token.encode()))
-        return float(data["created_at"]), str(data["id"])
-    except (binascii.Error, ValueError, TypeError, KeyError, UnicodeError) as exc:
-        raise ValueError("the page token is not one this catalog issued; start again without a token") from exc
