@@ -59,9 +59,8 @@ def _port_open(port: int) -> bool:
         return sock.connect_ex(("127.0.0.1", port)) == 0
 
 
-@pytest.fixture(scope="module")
-def stack(tmp_path_factory):
-    home = tmp_path_factory.mktemp("reelhouse-home")
+def _light_stack_environment(home: Path) -> dict[str, str]:
+    """The caller's environment without its REELHOUSE_* settings, for a small stack in ``home`` on free ports."""
     env = {key: value for key, value in os.environ.items() if not key.startswith("REELHOUSE_")}
     env.update({
         "REELHOUSE_HOME": str(home),
@@ -72,6 +71,13 @@ def stack(tmp_path_factory):
         "REELHOUSE_API_THREADS": "4",
         "REELHOUSE_AIRFLOW_ENABLED": "false",  # Airflow's own start and stop: tests/integration/airflow/
     })
+    return env
+
+
+@pytest.fixture(scope="module")
+def stack(tmp_path_factory):
+    home = tmp_path_factory.mktemp("reelhouse-home")
+    env = _light_stack_environment(home)
 
     def cli(*args: str, check: bool = True) -> subprocess.CompletedProcess:
         result = subprocess.run([str(REELHOUSE), *args], env=env, capture_output=True, text=True, timeout=90)
@@ -253,15 +259,8 @@ def switching(tmp_path_factory, kafka_server, cassandra_server):
             adopted.append(target)
     pids = {engine: int((home / "run" / f"{engine}.pid").read_text()) for engine in ("kafka", "cassandra")}
 
-    env = {key: value for key, value in os.environ.items() if not key.startswith("REELHOUSE_")}
+    env = _light_stack_environment(home)
     env.update({
-        "REELHOUSE_HOME": str(home),
-        "REELHOUSE_REDIS_PORT": str(procs.free_port()),
-        "REELHOUSE_API_PORT": str(procs.free_port()),
-        "REELHOUSE_NGINX_PORT": str(procs.free_port()),
-        "REELHOUSE_API_WORKERS": "1",
-        "REELHOUSE_API_THREADS": "4",
-        "REELHOUSE_AIRFLOW_ENABLED": "false",
         "REELHOUSE_CASSANDRA_KEYSPACE": "reelhouse_ops_switch",  # the API's tables, apart from other tests'
     })
     # The nodes' own settings, as they were started: any other value would be a reason to restart them.

@@ -388,13 +388,7 @@ def test_the_sweep_finishes_an_upload_whose_completion_died_midway(platform, lar
     session = platform.uploads.create(ALICE, new_upload(len(data)), "chunks")
     for number, chunk in enumerate(chunks_of(data), start=1):
         put(platform, session, number, chunk)
-    real_complete = platform.objects.complete_multipart
-
-    def dies_once(*args, **kwargs):
-        monkeypatch.setattr(platform.objects, "complete_multipart", real_complete)
-        raise RuntimeError("the API process died while completing the object")
-
-    monkeypatch.setattr(platform.objects, "complete_multipart", dies_once)
+    _dies_once(monkeypatch, platform.objects, "complete_multipart", "the API process died while completing the object")
     with pytest.raises(RuntimeError):
         platform.uploads.complete_chunks(ALICE, session.id)
     assert (platform.video(session.video_id).status, platform.video(session.video_id).stage) == (
@@ -408,15 +402,20 @@ def test_the_sweep_finishes_an_upload_whose_completion_died_midway(platform, lar
     assert [job["video_id"] for job in platform.transcode_jobs()] == [session.video_id]
 
 
+def _dies_once(monkeypatch, owner, name: str, why: str) -> None:
+    """``owner.name`` raises once, as a process killed inside it would stop there, then works again."""
+    real = getattr(owner, name)
+
+    def dies(*args, **kwargs):
+        monkeypatch.setattr(owner, name, real)
+        raise RuntimeError(why)
+
+    monkeypatch.setattr(owner, name, dies)
+
+
 def _die_after_the_last_byte(platform, session, clip, monkeypatch) -> None:
     """The API process dies after storing the last byte of a PATCH and before finishing the upload."""
-    real_finish = platform.uploads.finish
-
-    def dies_once(*args, **kwargs):
-        monkeypatch.setattr(platform.uploads, "finish", real_finish)
-        raise RuntimeError("the API process died before finishing the upload")
-
-    monkeypatch.setattr(platform.uploads, "finish", dies_once)
+    _dies_once(monkeypatch, platform.uploads, "finish", "the API process died before finishing the upload")
     with pytest.raises(RuntimeError):
         append(platform, session, 0, clip)
 
