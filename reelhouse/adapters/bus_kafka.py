@@ -29,13 +29,14 @@ from confluent_kafka import Consumer, KafkaError, KafkaException, Producer, Topi
 from confluent_kafka.admin import AdminClient, NewTopic
 
 from reelhouse.adapters.bus_kafka_codec import (
-    DEAD_LETTER_SUFFIX, REQUEST_TIMEOUT_S, KafkaBusError, encode_headers, message_id, parse_message_id, to_message,
+    REQUEST_TIMEOUT_S, KafkaBusError, dead_letter_topic, from_dead_letter, message_id, to_record,
 )
 from reelhouse.adapters.bus_kafka_progress import CommitNote
 from reelhouse.adapters.bus_kafka_subscription import KafkaSubscription
 from reelhouse.ports import Bus, Message, encode_records
 
 log = logging.getLogger("reelhouse.bus.kafka")
+
 
 class KafkaBus(Bus):
     engine = "kafka"
@@ -105,7 +106,7 @@ class KafkaBus(Bus):
             return
         wanted = [
             NewTopic(self.physical_topic(topic), num_partitions=self.partitions, replication_factor=1),
-            NewTopic(self.physical_topic(topic + DEAD_LETTER_SUFFIX), num_partitions=1, replication_factor=1),
+            NewTopic(self.physical_topic(dead_letter_topic(topic)), num_partitions=1, replication_factor=1),
         ]
         for name, future in self.admin.create_topics(wanted, request_timeout=REQUEST_TIMEOUT_S).items():
             try:
@@ -142,9 +143,8 @@ class KafkaBus(Bus):
             def delivered(error, record, index=index):
                 outcomes[index] = (error, record)
 
-            self._produce(producer, topic, dict(
-                topic=physical, key=key.encode("utf-8"), value=text.encode("utf-8"),
-                headers=encode_headers(headers), on_delivery=delivered))
+            record = dict(topic=physical, **to_record(key, text, headers), on_delivery=delivered)
+            self._produce(producer, topic, record)
         self._flush(producer)
         unconfirmed = sum(1 for outcome in outcomes if outcome is None)
         if unconfirmed:
@@ -187,7 +187,7 @@ class KafkaBus(Bus):
 
     def dead_letters(self, topic: str, limit: int = 100) -> list[Message]:
         """Oldest first. ``id`` is the message's original id; headers add error, attempts, group."""
-        physical = self.physical_topic(topic + DEAD_LETTER_SUFFIX)
+        physical = self.physical_topic(dead_letter_topic(topic))
         reader = Consumer({
             "bootstrap.servers": self.bootstrap_servers,
             "group.id": "reelhouse-dead-letter-reader",  # never joins nor commits: it only assigns
@@ -214,11 +214,7 @@ class KafkaBus(Bus):
                 for record in records:
                     if record.error() is not None or record.offset() >= end:
                         continue
-                    letter = to_message(topic, record)
-                    letter.id = str(letter.headers.get("original_id", letter.id))
-                    letter.shard = parse_message_id(letter.id)[0]
-                    letter.attempts = int(letter.headers.get("attempts", 1))
-                    letters.append(letter)
+                    letters.append(from_dead_letter(topic, record))
             return letters
         finally:
             reader.close()

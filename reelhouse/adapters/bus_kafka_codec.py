@@ -1,6 +1,8 @@
-"""What both halves of the Kafka bus share: message ids, headers, records turned into ``Message``s,
-the dead-letter topic's suffix, the request timeout and the bus's error. The bus (``bus_kafka``) and
-its subscription (``bus_kafka_subscription``) import this; it imports neither, so they import one way.
+"""The Kafka bus's wire format, which its two halves must agree on: message ids, headers, records
+turned into ``Message``s and back, the dead-letter topic and what a dead letter carries, the request
+timeout and the bus's error. The subscription writes dead letters and the bus reads them, so their
+format lives here; this module imports neither half, so the halves import one way (bus → subscription
+→ codec).
 """
 from __future__ import annotations
 
@@ -45,6 +47,11 @@ def parse_message_id(text: str) -> tuple[int, int]:
     return int(partition), int(offset)
 
 
+def to_record(key: str, value_text: str, headers: Optional[dict]) -> dict:
+    """The key, value and headers of ``Producer.produce`` for one message."""
+    return dict(key=key.encode("utf-8"), value=value_text.encode("utf-8"), headers=encode_headers(headers))
+
+
 def to_message(topic: str, record, attempts: int = 1) -> Message:
     key = record.key()
     return Message(
@@ -56,3 +63,25 @@ def to_message(topic: str, record, attempts: int = 1) -> Message:
         attempts=attempts,
         headers=decode_headers(record.headers()),
     )
+
+
+# ---------------------------------------------------------------------- dead letters
+def dead_letter_topic(topic: str) -> str:
+    return topic + DEAD_LETTER_SUFFIX
+
+
+def dead_letter_record(message: Message, error: str, group: str) -> dict:
+    """The message as it goes to the dead-letter topic: its own headers plus why, after how many
+    attempts, in which group, and its original id (the dead-letter topic has offsets of its own)."""
+    headers = {**message.headers, "error": error, "attempts": message.attempts,
+               "group": group, "original_id": message.id}
+    return to_record(message.key, json.dumps(message.value), headers)
+
+
+def from_dead_letter(topic: str, record) -> Message:
+    """A dead letter as the message it was: its original id, partition and attempts."""
+    letter = to_message(topic, record)
+    letter.id = str(letter.headers.get("original_id", letter.id))
+    letter.shard = parse_message_id(letter.id)[0]
+    letter.attempts = int(letter.headers.get("attempts", 1))
+    return letter

@@ -91,6 +91,35 @@ class PartitionProgress:
         return (self.owned and not self.needs_sync and not self.claimed_by and self.seek_to is None
                 and self.retry_at_ms <= now_ms)
 
+    def settle(self, offset: int) -> None:
+        """The message at ``offset`` is done (acked or dead-lettered): nobody delivers it again."""
+        self.in_flight.pop(offset, None)
+        self.attempts.pop(offset, None)
+        self.acked.add(offset)
+
+    def uncount(self, offsets: list[int]) -> None:
+        """Take back deliveries counted for messages that were never handed out after all."""
+        for offset in offsets:
+            self.attempts[offset] -= 1
+            if not self.attempts[offset]:
+                del self.attempts[offset]
+
+    def rewind(self, offset: int) -> None:
+        """Hand out the partition again from ``offset``: what followed in flight comes back (counted)."""
+        for later in [o for o in self.in_flight if o >= offset]:
+            del self.in_flight[later]
+        self.position, self.buffer = offset, deque()
+        self.seek_to = offset if self.owned else None
+
+    def commit_note(self, point: int) -> CommitNote:
+        """What to commit with offset ``point``. Acks below it are dropped: the offset itself says so."""
+        self.acked = {offset for offset in self.acked if offset >= point}
+        return CommitNote(
+            attempts={offset: n for offset, n in self.attempts.items() if offset >= point},
+            acked=sorted(self.acked),
+            retry_at_ms=self.retry_at_ms,
+        )
+
     def adopt(self, committed: int, note: CommitNote, token: str) -> None:
         """Take over what the group committed; our own memory wins where the claim is ours."""
         if note.holder == token and self.position is not None:

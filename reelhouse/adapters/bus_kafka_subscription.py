@@ -29,7 +29,6 @@ paused), as a Kafka consumer that retries in place does.
 """
 from __future__ import annotations
 
-import json
 import logging
 import threading
 import time
@@ -40,7 +39,7 @@ from typing import Optional
 from confluent_kafka import OFFSET_BEGINNING, Consumer, KafkaError, KafkaException, TopicPartition
 
 from reelhouse.adapters.bus_kafka_codec import (
-    DEAD_LETTER_SUFFIX, REQUEST_TIMEOUT_S, encode_headers, parse_message_id, to_message,
+    REQUEST_TIMEOUT_S, dead_letter_record, dead_letter_topic, parse_message_id, to_message,
 )
 from reelhouse.adapters.bus_kafka_progress import CommitNote, PartitionProgress, now_ms
 from reelhouse.ports import Message, Subscription
@@ -129,9 +128,7 @@ class KafkaSubscription(Subscription):
     def ack(self, message: Message) -> None:
         with self._lock:
             part, offset = self._locate(message)
-            part.in_flight.pop(offset, None)
-            part.attempts.pop(offset, None)
-            part.acked.add(offset)
+            part.settle(offset)
             self._commit(part)
 
     def reject(self, message: Message, error: str) -> None:
@@ -141,37 +138,30 @@ class KafkaSubscription(Subscription):
         with self._lock:
             part, offset = self._locate(message)
             delay_ms = self._bus.retry_backoff_ms * 2 ** (message.attempts - 1)
-            self._rewind(part, offset)
+            part.rewind(offset)
             part.retry_at_ms = now_ms() + delay_ms
-            if part.owned and not part.paused:
-                self._kafka.pause([TopicPartition(self._physical, part.number)])
-                part.paused = True
+            self._pause(part)
             self._commit(part)
 
     def dead_letter(self, message: Message, error: str) -> None:
-        headers = {**message.headers, "error": error, "attempts": message.attempts,
-                   "group": self.group, "original_id": message.id}
         outcome: dict = {}
         self._bus.producer.produce(
-            self._bus.physical_topic(self.topic + DEAD_LETTER_SUFFIX), key=message.key.encode("utf-8"),
-            value=json.dumps(message.value).encode("utf-8"), headers=encode_headers(headers),
+            self._bus.physical_topic(dead_letter_topic(self.topic)), **dead_letter_record(message, error, self.group),
             on_delivery=lambda err, record: outcome.update(error=err, done=True),
         )
         self._bus.producer.flush(REQUEST_TIMEOUT_S)
         if not outcome.get("done") or outcome.get("error") is not None:
             raise RuntimeError(
-                f"could not write message {message.id} to {self.topic}{DEAD_LETTER_SUFFIX}: "
+                f"could not write message {message.id} to {dead_letter_topic(self.topic)}: "
                 f"{outcome.get('error') or 'no answer from the broker'}; it stays pending and comes back"
             )
         with self._lock:
             part, offset = self._locate(message)
             # What followed in the partition and is still in flight is handed out again, after it.
             later = [o for o in part.in_flight if o > offset]
-            part.in_flight.pop(offset, None)
-            part.attempts.pop(offset, None)
-            part.acked.add(offset)
+            part.settle(offset)
             if later:
-                self._rewind(part, offset + 1)
+                part.rewind(offset + 1)
             self._commit(part)
 
     def heartbeat(self) -> None:
@@ -261,13 +251,9 @@ class KafkaSubscription(Subscription):
             if self._commit(part, patience_s=0.1):
                 handed += batch
             else:
-                first = parse_message_id(batch[0].id)[1]
-                for message in batch:
-                    offset = parse_message_id(message.id)[1]
-                    part.attempts[offset] -= 1
-                    if not part.attempts[offset]:
-                        del part.attempts[offset]
-                self._rewind(part, first)
+                offsets = [parse_message_id(message.id)[1] for message in batch]
+                part.uncount(offsets)
+                part.rewind(offsets[0])
                 part.unsaved = False
         return handed
 
@@ -332,13 +318,6 @@ class KafkaSubscription(Subscription):
             return
         part.seek_to, part.buffer, part.expect_exact = None, deque(), part.position is not None
 
-    def _rewind(self, part: PartitionProgress, offset: int) -> None:
-        """Hand out the partition again from ``offset``: what followed in flight comes back (counted)."""
-        for later in [o for o in part.in_flight if o >= offset]:
-            del part.in_flight[later]
-        part.position, part.buffer = offset, deque()
-        part.seek_to = offset if part.owned else None
-
     def _until_next_retry_s(self) -> float:
         waits = [(p.retry_at_ms - now_ms()) / 1000 for p in self._parts.values() if p.owned and p.retry_at_ms]
         return max(0.001, min(waits)) if waits else MAX_WAIT_SLICE_S
@@ -361,12 +340,7 @@ class KafkaSubscription(Subscription):
         point = part.commit_point()
         if point is None:
             return True
-        part.acked = {offset for offset in part.acked if offset >= point}
-        note = CommitNote(
-            attempts={offset: n for offset, n in part.attempts.items() if offset >= point},
-            acked=sorted(part.acked),
-            retry_at_ms=part.retry_at_ms,
-        )
+        note = part.commit_note(point)
         if part.in_flight and not release:
             note.holder, note.until_ms = self._token, now_ms() + self._claim_ms
         offsets = [TopicPartition(self._physical, part.number, point, metadata=note.to_text())]

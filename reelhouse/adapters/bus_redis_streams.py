@@ -31,16 +31,17 @@ once: the new owner may process it again); there is no fencing as in Kafka.
 """
 from __future__ import annotations
 
-import json
 from typing import Optional
 
 import redis
 
 from reelhouse.adapters.bus_redis_streams_codec import (
-    HEARTBEAT_LUA, RELEASE_LUA, StreamKeys, as_text, decode_fields, entry_order, parse_message_id, shard_for_key,
+    HEARTBEAT_LUA, RELEASE_LUA, StreamKeys, as_text, encode_fields, entry_order, from_dead_letter, message_id,
+    shard_for_key,
 )
 from reelhouse.adapters.bus_redis_streams_subscription import RedisStreamsSubscription
 from reelhouse.ports import Bus, Message, encode_records
+
 
 class RedisStreamsBus(Bus):
     engine = "redis-streams"
@@ -69,9 +70,8 @@ class RedisStreamsBus(Bus):
     def publish(self, topic: str, key: str, value: dict, headers: Optional[dict] = None) -> str:
         ((key, text, headers),) = encode_records([(key, value, headers)])
         shard = shard_for_key(key, self.shards)
-        fields = {"key": key, "value": text, "headers": json.dumps(headers)}
-        entry_id = self.redis.xadd(StreamKeys(topic).stream(shard), fields)
-        return f"{shard}/{as_text(entry_id)}"
+        entry_id = self.redis.xadd(StreamKeys(topic).stream(shard), encode_fields(key, text, headers))
+        return message_id(shard, as_text(entry_id))
 
     def publish_many(self, topic: str, records) -> list[str]:
         """One MULTI/EXEC round trip: appended together; a connection lost before EXEC appends none."""
@@ -83,8 +83,8 @@ class RedisStreamsBus(Bus):
         shards = []
         for key, text, headers in encoded:
             shards.append(shard_for_key(key, self.shards))
-            pipeline.xadd(keys.stream(shards[-1]), {"key": key, "value": text, "headers": json.dumps(headers)})
-        return [f"{shard}/{as_text(entry_id)}" for shard, entry_id in zip(shards, pipeline.execute())]
+            pipeline.xadd(keys.stream(shards[-1]), encode_fields(key, text, headers))
+        return [message_id(shard, as_text(entry_id)) for shard, entry_id in zip(shards, pipeline.execute())]
 
     def subscribe(self, topic: str, group: str, consumer: str):
         return RedisStreamsSubscription(self, topic, group, consumer)
@@ -100,15 +100,8 @@ class RedisStreamsBus(Bus):
 
     def dead_letters(self, topic: str, limit: int = 100) -> list[Message]:
         """Oldest first. ``id`` is the message's original id; headers add error, attempts, group."""
-        letters = []
-        for _, fields in self.redis.xrange(StreamKeys(topic).dead_letters(), count=limit):
-            key, value, headers = decode_fields(fields)
-            shard, _ = parse_message_id(headers["original_id"])
-            letters.append(
-                Message(topic, key, value, id=headers["original_id"], shard=shard,
-                        attempts=int(headers["attempts"]), headers=headers)
-            )
-        return letters
+        entries = self.redis.xrange(StreamKeys(topic).dead_letters(), count=limit)
+        return [from_dead_letter(topic, fields) for _, fields in entries]
 
     def pending_count(self, topic: str, group: str) -> int:
         keys = StreamKeys(topic)

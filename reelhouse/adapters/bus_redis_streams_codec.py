@@ -1,12 +1,15 @@
-"""What both halves of the Redis Streams bus share: where a topic and a group's bookkeeping live
-(``StreamKeys``), the shard of a key, message ids, the entries' encoding, and the two server-side
-scripts. The bus (``bus_redis_streams``) and its subscription (``bus_redis_streams_subscription``)
-import this; it imports neither, so they import one way.
+"""What both halves of the Redis Streams bus must agree on: where a topic and a group's bookkeeping
+live (``StreamKeys``), the shard of a key, message ids, how an entry encodes a message, what a dead
+letter carries, and the two server-side scripts. The subscription writes dead letters and the bus
+reads them, so their format lives here; this module imports neither half, so the halves import one
+way (bus → subscription → codec).
 """
 from __future__ import annotations
 
 import json
 import zlib
+
+from reelhouse.ports import Message
 
 # Joins or refreshes the group's member set, drops members silent for a lease,
 # renews the caller's leases (re-taking one that lapsed while nobody took it),
@@ -45,10 +48,14 @@ def shard_for_key(key: str, shards: int) -> int:
     return zlib.crc32(key.encode("utf-8")) % shards
 
 
-def parse_message_id(message_id: str) -> tuple[int, str]:
-    shard, sep, entry_id = message_id.partition("/")
+def message_id(shard: int, entry_id: str) -> str:
+    return f"{shard}/{entry_id}"
+
+
+def parse_message_id(text: str) -> tuple[int, str]:
+    shard, sep, entry_id = text.partition("/")
     if not sep or not shard.isdigit():
-        raise ValueError(f"not a bus message id: {message_id!r} (expected '<shard>/<stream entry id>')")
+        raise ValueError(f"not a bus message id: {text!r} (expected '<shard>/<stream entry id>')")
     return int(shard), entry_id
 
 
@@ -61,9 +68,36 @@ def entry_order(entry_id: str) -> tuple[int, int]:
     return int(millis), int(sequence or 0)
 
 
+def encode_fields(key: str, value_text: str, headers: dict) -> dict:
+    """A stream entry's fields for one message."""
+    return {"key": key, "value": value_text, "headers": json.dumps(headers)}
+
+
 def decode_fields(fields: dict) -> tuple[str, dict, dict]:
     decoded = {as_text(name): as_text(value) for name, value in fields.items()}
     return decoded["key"], json.loads(decoded["value"]), json.loads(decoded.get("headers") or "{}")
+
+
+def to_message(topic: str, shard: int, entry_id: str, fields: dict, attempts: int) -> Message:
+    key, value, headers = decode_fields(fields)
+    return Message(topic, key, value, id=message_id(shard, entry_id), shard=shard, attempts=attempts,
+                   headers=headers)
+
+
+def dead_letter_fields(message: Message, error: str, group: str) -> dict:
+    """The message as it goes to the dead-letter stream: its own headers plus why, after how many
+    attempts, in which group, and its original id (the dead-letter stream has entry ids of its own)."""
+    headers = {**message.headers, "error": error, "attempts": message.attempts,
+               "group": group, "original_id": message.id}
+    return encode_fields(message.key, json.dumps(message.value), headers)
+
+
+def from_dead_letter(topic: str, fields: dict) -> Message:
+    """A dead letter as the message it was: its original id, shard and attempts."""
+    key, value, headers = decode_fields(fields)
+    shard, _ = parse_message_id(headers["original_id"])
+    return Message(topic, key, value, id=headers["original_id"], shard=shard,
+                   attempts=int(headers["attempts"]), headers=headers)
 
 
 class StreamKeys:

@@ -2,7 +2,6 @@
 with back-off, dead letters and rebalancing (the model is described in ``bus_redis_streams``)."""
 from __future__ import annotations
 
-import json
 import math
 import threading
 import time
@@ -11,7 +10,7 @@ import zlib
 from typing import Optional
 
 from reelhouse.adapters.bus_redis_streams_codec import (
-    StreamKeys, as_text, decode_fields, entry_order, parse_message_id,
+    StreamKeys, as_text, dead_letter_fields, entry_order, parse_message_id, to_message,
 )
 from reelhouse.ports import Message, Subscription
 
@@ -90,11 +89,8 @@ class RedisStreamsSubscription(Subscription):
 
     def dead_letter(self, message: Message, error: str) -> None:
         shard, entry_id = self._locate(message)
-        headers = {**message.headers, "error": error, "attempts": message.attempts,
-                   "group": self.group, "original_id": message.id}
-        fields = {"key": message.key, "value": json.dumps(message.value), "headers": json.dumps(headers)}
         pipe = self._redis.pipeline(transaction=True)
-        pipe.xadd(self._keys.dead_letters(), fields)
+        pipe.xadd(self._keys.dead_letters(), dead_letter_fields(message, error, self.group))
         self._settle(pipe, shard, entry_id).execute()
         self._forget_later_in_flight(shard, entry_id)
 
@@ -248,9 +244,7 @@ class RedisStreamsSubscription(Subscription):
             pipe.hincrby(self._keys.of_shard(shard, "attempts"), entry_id, 1)
         messages = []
         for (shard, entry_id, fields), attempts in zip(picked, pipe.execute()):
-            key, value, headers = decode_fields(fields)
-            messages.append(Message(self.topic, key, value, id=f"{shard}/{entry_id}", shard=shard,
-                                    attempts=int(attempts), headers=headers))
+            messages.append(to_message(self.topic, shard, entry_id, fields, int(attempts)))
             self._in_flight.setdefault(shard, set()).add(entry_id)
         return messages
 
