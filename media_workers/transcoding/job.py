@@ -47,23 +47,39 @@ class TranscodeOutcome:
 class _KeepAlive(threading.Thread):
     """Renews the claim (and the driver's own lease, e.g. the bus subscription) while work runs."""
 
-    def __init__(self, claim: Lease, also: Optional[Callable[[], None]]):
+    def __init__(self, claim: Lease, coordination: Coordination, holder: str, also: Optional[Callable[[], None]]):
         super().__init__(name=f"keepalive-{claim.key}", daemon=True)
-        self.claim, self.also = claim, also
+        self.claim, self.coordination, self.holder, self.also = claim, coordination, holder, also
         self.stopped = threading.Event()
         self.lost = threading.Event()
+        self._mutex = threading.Lock()
 
     def check(self) -> None:
         if self.lost.is_set():
-            raise ClaimLost(f"the claim {self.claim.key} lapsed; another driver may hold the video")
+            raise ClaimLost(f"the claim {self.claim.key} is held by another driver now")
+
+    def hold(self) -> bool:
+        """Renew the claim. One that lapsed (a renewal late on a loaded machine) is taken back if nobody
+        took it meanwhile; if another driver holds it, the video is that driver's: False, for good."""
+        with self._mutex:
+            if self.lost.is_set():
+                return False
+            if self.claim.renew():
+                return True
+            again = self.coordination.acquire(self.claim.key, self.claim.ttl_ms, holder=self.holder)
+            if again is not None:
+                log.warning("the claim %s lapsed before its renewal and was taken back", self.claim.key)
+                self.claim = again
+                return True
+            log.warning("the claim %s lapsed and another driver holds it now: stopping", self.claim.key)
+            self.lost.set()
+            return False
 
     def run(self) -> None:
         interval = self.claim.ttl_ms / 3000
         while not self.stopped.wait(interval):
             try:
-                if not self.claim.renew():
-                    log.warning("the claim %s was lost (a renewal came after its TTL): stopping", self.claim.key)
-                    self.lost.set()
+                if not self.hold():
                     return
                 if self.also:
                     self.also()
@@ -77,15 +93,26 @@ class TranscodeJobs:
     def __init__(self, settings: Settings, catalog: Catalog, objects: ObjectStore, coordination: Coordination):
         self.settings, self.catalog, self.objects, self.coordination = settings, catalog, objects, coordination
 
-    def claim(self, video_id: str, holder: str) -> Optional[Lease]:
-        """Claim a queued video for transcoding; None if it is done, gone, or another driver holds it."""
+    def claim(self, video_id: str, holder: str, wait_for_lapse: bool = False,
+              keep_alive: Optional[Callable[[], None]] = None) -> Optional[Lease]:
+        """Claim a queued video for transcoding; None if it is done, gone, or another driver holds it.
+
+        ``wait_for_lapse``: a driver that died a moment ago still holds its claim for up to a TTL, and
+        its job may already be redelivered to us; wait up to one and a half TTLs for that claim to
+        lapse (a live holder keeps renewing it, and keeps the video), calling ``keep_alive`` meanwhile.
+        """
         catalog = self.catalog
         video = catalog.get_video(video_id)
         if video is None or video.status != VideoStatus.PROCESSING or video.stage not in (Stage.QUEUED,
                                                                                             Stage.TRANSCODING):
             return None
-        claim = self.coordination.acquire(CoordinationKeys.transcode_claim(video_id),
-                                          self.settings.transcode_claim_ttl_ms, holder=holder)
+        ttl_ms = self.settings.transcode_claim_ttl_ms
+        deadline = time.monotonic() + (1.5 * ttl_ms / 1000 if wait_for_lapse else 0)
+        while (claim := self.coordination.acquire(CoordinationKeys.transcode_claim(video_id), ttl_ms,
+                                                  holder=holder)) is None and time.monotonic() < deadline:
+            if keep_alive:
+                keep_alive()
+            time.sleep(min(ttl_ms / 10_000, 1.0))
         if claim is None:
             return None  # a live driver is transcoding it
         if video.stage == Stage.TRANSCODING:
@@ -109,10 +136,9 @@ class TranscodeJobs:
             now = time.monotonic()
             if percent >= 100 or now - last[0] >= 1.0:
                 last[0] = now
-                # Renewed before each write (at most one a second): a driver whose claim lapsed between
-                # two keep-alive rounds must not write over its successor's progress.
-                if not keeper.claim.renew():
-                    keeper.lost.set()
+                # Held before each write (at most one a second): a driver whose claim went to another
+                # between two keep-alive rounds must not write over its successor's progress.
+                if not keeper.hold():
                     keeper.check()
                 self.catalog.update_video(video_id, progress=round(min(percent, 100.0), 1))
 
@@ -121,13 +147,13 @@ class TranscodeJobs:
     def run(self, video_id: str, *, holder: str, keep_alive: Optional[Callable[[], None]] = None) -> TranscodeOutcome:
         """Claim, transcode, publish and mark ready. Raises PermanentTranscodeError (the video is then
         ``failed``) or any other exception for a transient failure (the video goes back to ``queued``)."""
-        claim = self.claim(video_id, holder)
+        claim = self.claim(video_id, holder, wait_for_lapse=True, keep_alive=keep_alive)
         if claim is None:
             video = self.catalog.get_video(video_id)
             state = f"{video.status.value}/{video.stage.value if video.stage else '-'}" if video else "gone"
             log.info("video %s not claimed by %s (it is %s)", video_id, holder, state)
             return TranscodeOutcome(video_id, "skipped", reason=state)
-        keeper = _KeepAlive(claim, keep_alive)
+        keeper = _KeepAlive(claim, self.coordination, holder, keep_alive)
         keeper.start()
         # One folder per attempt: a driver whose claim lapsed never deletes its successor's work.
         video_dir = self.settings.work_dir / video_id
@@ -148,7 +174,8 @@ class TranscodeJobs:
             raise
         finally:
             keeper.stopped.set()
-            claim.release()
+            keeper.join(5)  # it may be swapping the claim for a taken-back one
+            keeper.claim.release()
             shutil.rmtree(work, ignore_errors=True)
             try:
                 video_dir.rmdir()
@@ -175,8 +202,8 @@ class TranscodeJobs:
             thumbnails_error = exc.reason if hasattr(exc, "reason") else str(exc)
             log.warning("video %s: no poster/sprite: %s", video_id, thumbnails_error)
         keeper.check()  # never publish over the ladder of a driver that took the video over
-        if not keeper.claim.renew():
-            raise ClaimLost(f"the claim {keeper.claim.key} lapsed before publishing")
+        if not keeper.hold():
+            raise ClaimLost(f"the claim {keeper.claim.key} went to another driver before publishing")
         published = publish.publish_folder(self.objects, settings.bucket_media, publish.media_prefix(video_id), work)
         renditions = [r.to_dict() if hasattr(r, "to_dict") else r for r in result.renditions]
         info = dict(video.media_info or media.to_dict())

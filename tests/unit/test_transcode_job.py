@@ -5,6 +5,7 @@ replaced by small fakes that write a few files into the work folder, as the real
 """
 from __future__ import annotations
 
+import threading
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -185,13 +186,30 @@ def test_a_ladder_without_previews_still_makes_the_video_ready(rig, ladder, monk
     assert set(rig.published(video_id)) == set(LADDER_FILES) | {"poster.jpg"}
 
 
-def test_a_second_driver_cannot_claim_a_held_video_and_can_once_the_claim_lapses(rig, ladder):
+def test_a_second_driver_cannot_claim_a_held_video_and_can_once_the_claim_lapses(tmp_path, ladder):
+    rig = build_rig(tmp_path, transcode_claim_ttl_ms=300)
     video_id = rig.add_video()
     first = rig.jobs.claim(video_id, "driver-1")
     assert first is not None and rig.video(video_id).stage == Stage.TRANSCODING
     assert rig.jobs.claim(video_id, "driver-2") is None
-    skipped = rig.jobs.run(video_id, holder="driver-2")
+    # driver-1 is alive and renews its claim: driver-2's run waits a TTL and a half, then leaves it the video.
+    driver_1_stops = threading.Event()
+
+    def keep_renewing():
+        while not driver_1_stops.wait(0.05):
+            first.renew()
+
+    renewer = threading.Thread(target=keep_renewing)
+    renewer.start()
+    try:
+        started = time.monotonic()
+        skipped = rig.jobs.run(video_id, holder="driver-2")
+        waited = time.monotonic() - started
+    finally:
+        driver_1_stops.set()
+        renewer.join(2)
     assert skipped.status == "skipped" and ladder.out_dirs == []
+    assert 0.45 <= waited < 2.0
     assert rig.claim_holder(video_id) == first.token  # the refused driver took nothing away
 
     rig.coordination.expire(CoordinationKeys.transcode_claim(video_id))  # driver-1 died: its lease lapses
@@ -200,6 +218,23 @@ def test_a_second_driver_cannot_claim_a_held_video_and_can_once_the_claim_lapses
     video = rig.video(video_id)
     assert video.status == VideoStatus.READY and video.media_info["transcode"]["driver"] == "driver-2"
     assert first.renew() is False  # were driver-1 to come back, it would learn the video is no longer its own
+
+
+def test_a_job_redelivered_while_its_dead_drivers_claim_still_runs_waits_for_the_claim_to_lapse(tmp_path, ladder):
+    """A worker SIGKILLed mid-transcode: its bus lease and its claim lapse about together, and its job may
+    reach the next worker a moment before the claim is gone. That worker must wait for the claim rather
+    than call the video someone else's and acknowledge the job (the video would stay `transcoding`)."""
+    rig = build_rig(tmp_path, transcode_claim_ttl_ms=400)
+    video_id = rig.add_video()
+    assert rig.jobs.claim(video_id, "driver-that-dies") is not None  # and it is never renewed
+    heartbeats = []
+
+    outcome = rig.jobs.run(video_id, holder="driver-2", keep_alive=lambda: heartbeats.append(1))
+
+    assert outcome.status == "ready"
+    video = rig.video(video_id)
+    assert video.status == VideoStatus.READY and video.media_info["transcode"]["driver"] == "driver-2"
+    assert heartbeats, "the wait must keep the driver's own bus lease alive"
 
 
 def _take_over(rig, video_id, taken):
@@ -236,6 +271,24 @@ def test_a_driver_whose_claim_lapses_mid_work_stops_at_its_next_progress_report(
     assert (video.status, video.stage, video.progress) == (VideoStatus.PROCESSING, Stage.TRANSCODING, 0.0)
     assert video.to_dict() == taken["video"].to_dict()  # exactly as driver-2 left it
     assert not ladder.out_dirs[0].exists()
+
+
+def test_a_claim_that_lapsed_while_nobody_took_it_is_taken_back_and_the_job_finishes(rig, ladder):
+    """A renewal late on a loaded machine: the claim lapsed, but no other driver took the video. Stopping
+    would leave it `transcoding` with nobody to finish it; the driver takes its claim back instead."""
+    video_id = rig.add_video()
+
+    def lapses_unnoticed(on_progress):
+        rig.coordination.expire(CoordinationKeys.transcode_claim(video_id))
+
+    ladder.during = lapses_unnoticed
+    outcome = rig.jobs.run(video_id, holder="driver-1")
+
+    assert outcome.status == "ready"
+    video = rig.video(video_id)
+    assert video.status == VideoStatus.READY and video.media_info["transcode"]["driver"] == "driver-1"
+    assert set(rig.published(video_id)) >= set(LADDER_FILES)
+    assert rig.claim_holder(video_id) is None  # the claim taken back was released at the end
 
 
 def test_a_driver_that_finishes_its_ladder_after_losing_the_claim_publishes_nothing_and_leaves_the_video_alone(
