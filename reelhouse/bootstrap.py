@@ -9,6 +9,7 @@ import logging
 import threading
 from contextlib import contextmanager
 from dataclasses import dataclass, field
+from functools import cached_property
 from typing import Iterator, Optional
 
 import redis
@@ -34,7 +35,6 @@ class Platform:
     cache: Cache
     coordination: Coordination
     upload_sessions: UploadSessionStore
-    _services: dict = field(default_factory=dict)
     _close_last: list = field(default_factory=list)  # clients the adapters share (Redis), closed after them
     closed: threading.Event = field(default_factory=threading.Event)  # set by close(): background loops end
 
@@ -51,57 +51,44 @@ class Platform:
     def engine_line(self) -> str:
         return "engines: " + ", ".join(f"{role}={engine}" for role, engine in self.engines().items())
 
-    @property
+    # Each service is built on first use, with the ports it uses (none receives the platform).
+    @cached_property
     def uploads(self):
         from reelhouse.services.uploads import UploadService
 
-        if "uploads" not in self._services:
-            self._services["uploads"] = UploadService(
-                self.settings, self.objects, self.catalog, self.bus, self.upload_sessions, self.coordination)
-        return self._services["uploads"]
+        return UploadService(self.settings, self.objects, self.catalog, self.bus, self.upload_sessions,
+                             self.coordination)
 
-    @property
+    @cached_property
     def videos(self):
         from reelhouse.services.videos import VideoQueries
 
-        if "videos" not in self._services:
-            self._services["videos"] = VideoQueries(self.settings, self.catalog, self.cache, self.uploads)
-        return self._services["videos"]
+        return VideoQueries(self.settings, self.catalog, self.cache, self.uploads)
 
-    @property
+    @cached_property
     def creators(self):
         from reelhouse.services.creators import CreatorService
 
-        if "creators" not in self._services:
-            self._services["creators"] = CreatorService(self.catalog)
-        return self._services["creators"]
+        return CreatorService(self.catalog)
 
-    @property
+    @cached_property
     def maintenance(self):
         from reelhouse.services.maintenance import Maintenance
 
-        if "maintenance" not in self._services:
-            self._services["maintenance"] = Maintenance(self.settings, self.objects, self.catalog, self.bus,
-                                                        self.upload_sessions, self.coordination, self.uploads)
-        return self._services["maintenance"]
+        return Maintenance(self.settings, self.objects, self.catalog, self.bus, self.upload_sessions,
+                           self.coordination, self.uploads)
 
-    @property
+    @cached_property
     def transcode_jobs(self):
         from media_workers.transcoding.job import TranscodeJobs
 
-        if "transcode_jobs" not in self._services:
-            self._services["transcode_jobs"] = TranscodeJobs(self.settings, self.catalog, self.objects,
-                                                             self.coordination)
-        return self._services["transcode_jobs"]
+        return TranscodeJobs(self.settings, self.catalog, self.objects, self.coordination)
 
-    @property
+    @cached_property
     def transcode_batch(self):
         from media_workers.transcoding.batch import TranscodeBatch
 
-        if "transcode_batch" not in self._services:
-            self._services["transcode_batch"] = TranscodeBatch(self.settings, self.catalog, self.coordination,
-                                                               self.transcode_jobs)
-        return self._services["transcode_batch"]
+        return TranscodeBatch(self.settings, self.catalog, self.coordination, self.transcode_jobs)
 
     def close(self) -> None:
         self.closed.set()

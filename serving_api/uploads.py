@@ -4,8 +4,7 @@ from __future__ import annotations
 from flask import Blueprint, g, jsonify, request
 
 from reelhouse.services.errors import BadRequest, UnsupportedMediaType
-from reelhouse.services.upload_requests import check_new_upload
-from reelhouse.services.uploads import parse_content_digest
+from reelhouse.services.upload_requests import check_new_upload, parse_content_digest
 from serving_api.auth import platform, principal
 
 bp = Blueprint("uploads", __name__)

@@ -47,10 +47,11 @@ def write_fsynced(path: Path, chunks: Iterable[bytes]) -> str:
     return digest.hexdigest()
 
 
-def write_json_atomically(path: Path, value: dict, fsync: bool = True) -> None:
+def write_json_atomically(path: Path, value: dict, fsync: bool = True, mode: int = 0o666) -> None:
+    """``mode`` (before the umask): 0o600 for a file only its owner may read."""
     temp = path.with_name(f"{path.name}.{uuid.uuid4().hex}.tmp")
     try:
-        with open(temp, "x", encoding="utf-8") as out:
+        with open(os.open(temp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, mode), "w", encoding="utf-8") as out:
             json.dump(value, out)
             if fsync:
                 out.flush()

@@ -22,11 +22,11 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import TYPE_CHECKING, Optional
 
+from reelhouse.adapters.local_files import write_json_atomically
 from reelhouse.ops.service import record_file
 from reelhouse.settings import STACK_ENGINES, Settings
 
@@ -66,12 +66,8 @@ def write(settings: Settings, service: "Service", pid: int) -> None:
     }
     path = record_file(settings, service.name)
     path.parent.mkdir(parents=True, exist_ok=True)
-    # Write-then-rename, readable by its owner only: it holds the service's settings.
-    partial = path.with_name(path.name + ".partial")
-    with open(os.open(partial, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600), "w") as out:
-        json.dump(record, out, indent=2)
-        out.write("\n")
-    partial.replace(path)
+    # Readable by its owner only: it holds the service's settings (secrets as digests).
+    write_json_atomically(path, record, fsync=False, mode=0o600)
 
 
 def read(settings: Settings, service: "Service", pid: int) -> Optional[dict]:

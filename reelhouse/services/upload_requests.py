@@ -1,6 +1,7 @@
-"""Checking what a creator sends when an upload starts (both protocols)."""
+"""Checking what a creator sends: when an upload starts (both protocols), and a chunk's digest header."""
 from __future__ import annotations
 
+import base64
 import os
 import re
 import unicodedata
@@ -128,3 +129,22 @@ def check_chunk_size(value: Optional[Any], default: int, minimum: int, maximum: 
     if not minimum <= value <= maximum:
         raise BadRequest(f"chunk_size must be between {minimum} and {maximum} bytes", field="chunk_size")
     return value
+
+
+def parse_content_digest(header: Optional[str]) -> Optional[bytes]:
+    """RFC 9530 ``Content-Digest: sha-256=:<base64>:``; other algorithms are ignored."""
+    if not header:
+        return None
+    for item in header.split(","):
+        name, _, value = item.strip().partition("=")
+        if name.strip().lower() == "sha-256":
+            value = value.strip()
+            if value.startswith(":") and value.endswith(":") and len(value) > 2:
+                try:
+                    raw = base64.b64decode(value[1:-1], validate=True)
+                except ValueError:
+                    raw = b""
+                if len(raw) == 32:
+                    return raw
+            raise BadRequest("Content-Digest sha-256 must be ':<base64 of 32 bytes>:'", field="Content-Digest")
+    return None

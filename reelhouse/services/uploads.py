@@ -6,7 +6,6 @@ machine and queue a transcode job.
 """
 from __future__ import annotations
 
-import base64
 import hashlib
 import logging
 import time
@@ -393,22 +392,3 @@ class UploadService:
             self.sessions.forget(upload_id, last.video_id if last else "")
             swept.append(upload_id)
         return swept
-
-
-def parse_content_digest(header: Optional[str]) -> Optional[bytes]:
-    """RFC 9530 ``Content-Digest: sha-256=:<base64>:``; other algorithms are ignored."""
-    if not header:
-        return None
-    for item in header.split(","):
-        name, _, value = item.strip().partition("=")
-        if name.strip().lower() == "sha-256":
-            value = value.strip()
-            if value.startswith(":") and value.endswith(":") and len(value) > 2:
-                try:
-                    raw = base64.b64decode(value[1:-1], validate=True)
-                except ValueError:
-                    raw = b""
-                if len(raw) == 32:
-                    return raw
-            raise BadRequest("Content-Digest sha-256 must be ':<base64 of 32 bytes>:'", field="Content-Digest")
-    return None

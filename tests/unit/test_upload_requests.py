@@ -4,8 +4,9 @@ import hashlib
 import pytest
 
 from reelhouse.services.errors import BadRequest, PayloadTooLarge, UnsupportedMediaType
-from reelhouse.services.upload_requests import check_filename, check_new_upload, check_tags
-from reelhouse.services.uploads import parse_content_digest
+from reelhouse.services.upload_requests import (
+    check_filename, check_new_upload, check_tags, parse_content_digest,
+)
 
 
 @pytest.mark.parametrize("name", ["clip.mp4", "Mon film été.mkv", "a b (1).mov", "x"])
