@@ -1,4 +1,5 @@
-"""UploadService on the in-memory fakes: both protocols, completion, the 423 lock, ownership, the sweep.
+"""UploadService on the in-memory fakes: both protocols, completion, the 423 lock, ownership (the sweep:
+``test_upload_sweep``).
 
 Only ffprobe is real (the completion path probes the stored object). Every size, offset and part count
 asserted here is computed from the bytes the test sends, never read back from the code under test.
@@ -7,120 +8,15 @@ from __future__ import annotations
 
 import hashlib
 import io
-import struct
-import time
-import uuid
-from dataclasses import dataclass
 
 import pytest
 
-from reelhouse.domain.creators import ANONYMOUS, Principal
-from reelhouse.domain.jobs import TOPIC_TRANSCODE_JOBS
+from reelhouse.domain.creators import ANONYMOUS
 from reelhouse.domain.videos import Stage, VideoStatus
 from reelhouse.ports import CoordinationKeys
 from reelhouse.services.errors import BadRequest, Conflict, Forbidden, Locked, NotFound, PayloadTooLarge, Unauthorized
 from reelhouse.services.upload_lock import upload_lock
-from reelhouse.services.upload_requests import check_new_upload
-from reelhouse.services.uploads import UploadService
-from reelhouse.settings import Settings
-from tests import media
-from tests.fakes.bus import InMemoryBus
-from tests.fakes.catalog import InMemoryCatalog
-from tests.fakes.coordination import InMemoryCoordination
-from tests.fakes.object_store import InMemoryObjectStore
-from tests.fakes.upload_sessions import InMemoryUploadSessions
-
-MiB = 1024 * 1024
-PART = 5 * MiB  # the smallest part S3 allows: both the chunk size and the tus part size here
-TTL_S = 3600
-
-ALICE = Principal(kind="creator", id="c-alice", name="alice")
-BOB = Principal(kind="creator", id="c-bob", name="bob")
-
-
-@dataclass
-class Platform:
-    settings: Settings
-    uploads: UploadService
-    objects: InMemoryObjectStore
-    catalog: InMemoryCatalog
-    bus: InMemoryBus
-    sessions: InMemoryUploadSessions
-    coordination: InMemoryCoordination
-
-    def video(self, video_id):
-        return self.catalog.get_video(video_id)
-
-    def parts(self, session):
-        return self.objects.list_parts(session.bucket, session.key, session.multipart_id)
-
-    def tails(self, session):
-        return list(self.objects.list(session.bucket, session.tails_prefix))
-
-    def multipart_uploads(self):
-        return self.objects.list_multipart_uploads(self.settings.bucket_uploads)
-
-    def transcode_jobs(self):
-        """Every job on the bus, read by a fresh consumer group (which starts at the oldest message)."""
-        subscription = self.bus.subscribe(TOPIC_TRANSCODE_JOBS, f"check-{uuid.uuid4().hex[:8]}", "test")
-        try:
-            return [message.value for message in subscription.poll(max_messages=100, timeout_s=0)]
-        finally:
-            subscription.close()
-
-    def sweep_after_ttl(self):
-        return self.uploads.sweep_expired(now=time.time() + TTL_S + 1)
-
-
-def build_platform(tmp_path, **overrides) -> Platform:
-    settings = Settings(home=tmp_path / "home", upload_part_size=PART, upload_chunk_size=PART,
-                        upload_ttl_s=TTL_S, **overrides)
-    objects, catalog, bus = InMemoryObjectStore(), InMemoryCatalog(), InMemoryBus()
-    sessions, coordination = InMemoryUploadSessions(ttl_s=TTL_S), InMemoryCoordination()
-    objects.ensure_bucket(settings.bucket_uploads)
-    uploads = UploadService(settings, objects, catalog, bus, sessions, coordination)
-    return Platform(settings, uploads, objects, catalog, bus, sessions, coordination)
-
-
-@pytest.fixture
-def platform(tmp_path):
-    return build_platform(tmp_path)
-
-
-@pytest.fixture(scope="module")
-def clip(tmp_path_factory) -> bytes:
-    """A real one-second H.264/AAC MP4 (about 50 KB), made once for the module."""
-    return media.make_clip(tmp_path_factory.mktemp("upload-clip") / "clip.mp4", seconds=1, size="160x120").read_bytes()
-
-
-@pytest.fixture(scope="module")
-def large_clip(clip) -> bytes:
-    """The clip grown past two parts by a trailing MP4 ``free`` box, which ffprobe skips: three
-    chunks or parts (5 MiB, 5 MiB, the odd rest) of a file that still probes as the clip."""
-    total = 2 * PART + MiB + 12345
-    pad = total - len(clip)
-    return clip + struct.pack(">I", pad) + b"free" + bytes(pad - 8)
-
-
-def new_upload(size, filename="clip.mp4"):
-    return check_new_upload({"filename": filename, "size": size, "content_type": "video/mp4",
-                             "title": "A clip"}, max_size=1 << 40)
-
-
-def chunks_of(data, size=PART):
-    return [data[start:start + size] for start in range(0, len(data), size)]
-
-
-def put(platform, session, number, data, digest=None, who=ALICE):
-    return platform.uploads.put_chunk(who, session.id, number, io.BytesIO(data), len(data), digest)
-
-
-def append(platform, session, offset, data, who=ALICE):
-    return platform.uploads.tus_append(who, session.id, offset, io.BytesIO(data), len(data))
-
-
-def offset_of(platform, session):
-    return platform.uploads.tus_offset(ALICE, session.id)[1]
+from tests.unit.upload_rig import ALICE, BOB, PART, MiB, append, build_platform, chunks_of, new_upload, offset_of, put
 
 
 # ---------------------------------------------------------------------------------------------- chunk API
@@ -361,105 +257,3 @@ def test_with_airflow_driving_a_finished_upload_waits_in_the_backlog_without_a_b
     assert answer["finished"] == {"video_id": session.video_id, "status": "processing", "stage": "queued"}
     assert platform.transcode_jobs() == []
     assert [video.id for video in platform.catalog.videos_in_stage(Stage.QUEUED)] == [session.video_id]
-
-
-# ---------------------------------------------------------------------------------------------- the sweep
-@pytest.mark.parametrize("protocol", ["chunks", "tus"])
-def test_the_sweep_aborts_an_abandoned_upload_and_fails_its_video(platform, protocol):
-    session = platform.uploads.create(ALICE, new_upload(3 * PART), protocol)
-    if protocol == "chunks":
-        put(platform, session, 2, b"b" * PART)
-    else:
-        append(platform, session, 0, b"a" * (PART + MiB))  # a part and a tail
-    assert platform.sweep_after_ttl() == []  # the session is alive: left alone
-    assert len(platform.multipart_uploads()) == 1
-
-    platform.sessions.expire(session.id)  # the client went away
-    assert platform.sweep_after_ttl() == [session.id]
-    assert platform.multipart_uploads() == [] and platform.tails(session) == []
-    video = platform.video(session.video_id)
-    assert video.status == VideoStatus.FAILED and "abandoned" in video.reason
-    assert platform.transcode_jobs() == []
-    assert platform.sweep_after_ttl() == []  # swept once
-
-
-def test_the_sweep_finishes_an_upload_whose_completion_died_midway(platform, large_clip, monkeypatch):
-    data = large_clip
-    session = platform.uploads.create(ALICE, new_upload(len(data)), "chunks")
-    for number, chunk in enumerate(chunks_of(data), start=1):
-        put(platform, session, number, chunk)
-    _dies_once(monkeypatch, platform.objects, "complete_multipart", "the API process died while completing the object")
-    with pytest.raises(RuntimeError):
-        platform.uploads.complete_chunks(ALICE, session.id)
-    assert (platform.video(session.video_id).status, platform.video(session.video_id).stage) == (
-        VideoStatus.PROCESSING, Stage.PROBING)
-
-    platform.sessions.expire(session.id)  # and the client never came back
-    assert platform.sweep_after_ttl() == [session.id]
-    video = platform.video(session.video_id)
-    assert (video.status, video.stage) == (VideoStatus.PROCESSING, Stage.QUEUED)
-    assert platform.objects.get(video.source_bucket, video.source_key) == data
-    assert [job["video_id"] for job in platform.transcode_jobs()] == [session.video_id]
-
-
-def _dies_once(monkeypatch, owner, name: str, why: str) -> None:
-    """``owner.name`` raises once, as a process killed inside it would stop there, then works again."""
-    real = getattr(owner, name)
-
-    def dies(*args, **kwargs):
-        monkeypatch.setattr(owner, name, real)
-        raise RuntimeError(why)
-
-    monkeypatch.setattr(owner, name, dies)
-
-
-def _die_after_the_last_byte(platform, session, clip, monkeypatch) -> None:
-    """The API process dies after storing the last byte of a PATCH and before finishing the upload."""
-    _dies_once(monkeypatch, platform.uploads, "finish", "the API process died before finishing the upload")
-    with pytest.raises(RuntimeError):
-        append(platform, session, 0, clip)
-
-
-def test_a_head_after_the_last_byte_finishes_an_upload_whose_process_died_before_finish(platform, clip, monkeypatch):
-    """A tus client that sees the full offset counts the upload done and never comes back: the HEAD
-    that tells it so must turn the bytes into a queued video."""
-    session = platform.uploads.create(ALICE, new_upload(len(clip)), "tus")
-    _die_after_the_last_byte(platform, session, clip, monkeypatch)
-    assert platform.video(session.video_id).status == VideoStatus.UPLOADING
-
-    assert offset_of(platform, session) == len(clip)  # what the client's HEAD sees: every byte is in
-
-    video = platform.video(session.video_id)
-    assert (video.status, video.stage) == (VideoStatus.PROCESSING, Stage.QUEUED), video.reason
-    assert platform.objects.get(video.source_bucket, video.source_key) == clip
-    assert [job["video_id"] for job in platform.transcode_jobs()] == [session.video_id]
-
-
-def test_the_sweep_finishes_a_tus_upload_whose_every_byte_arrived_before_finish_ran(platform, clip, monkeypatch):
-    """The same death, and the client never came back at all: only the sweep can still turn the bytes
-    into a video (it used to abort the upload and call it abandoned)."""
-    session = platform.uploads.create(ALICE, new_upload(len(clip)), "tus")
-    _die_after_the_last_byte(platform, session, clip, monkeypatch)
-
-    platform.sessions.expire(session.id)
-    assert platform.sweep_after_ttl() == [session.id]
-    video = platform.video(session.video_id)
-    assert (video.status, video.stage) == (VideoStatus.PROCESSING, Stage.QUEUED), video.reason
-    assert platform.objects.get(video.source_bucket, video.source_key) == clip
-    assert [job["video_id"] for job in platform.transcode_jobs()] == [session.video_id]
-
-def test_the_sweep_finishes_a_chunk_upload_whose_client_sent_every_chunk_but_never_completed(platform, large_clip):
-    """Every chunk is stored at its expected size; only the client's `complete` never came. The bytes
-    are the creator's video: the sweep completes it rather than throwing it away."""
-    session = platform.uploads.create(ALICE, new_upload(len(large_clip)), "chunks")
-    for number, chunk in enumerate(chunks_of(large_clip), start=1):
-        put(platform, session, number, chunk)
-    assert platform.video(session.video_id).status == VideoStatus.UPLOADING
-
-    platform.sessions.expire(session.id)
-    assert platform.sweep_after_ttl() == [session.id]
-
-    video = platform.video(session.video_id)
-    assert (video.status, video.stage) == (VideoStatus.PROCESSING, Stage.QUEUED), video.reason
-    assert platform.objects.get(video.source_bucket, video.source_key) == large_clip
-    assert [job["video_id"] for job in platform.transcode_jobs()] == [session.video_id]
