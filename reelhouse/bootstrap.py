@@ -37,6 +37,7 @@ class Platform:
     upload_sessions: UploadSessionStore
     _close_last: list = field(default_factory=list)  # clients the adapters share (Redis), closed after them
     closed: threading.Event = field(default_factory=threading.Event)  # set by close(): background loops end
+    _loops: list = field(default_factory=list)  # threads of start_loop, joined by close() before the engines close
 
     def engines(self) -> dict[str, str]:
         return {
@@ -90,8 +91,19 @@ class Platform:
 
         return TranscodeBatch(self.settings, self.catalog, self.coordination, self.transcode_jobs)
 
+    def start_loop(self, name: str, target) -> threading.Thread:
+        """A daemon thread that uses the engines and ends when ``closed`` is set; close() waits for it."""
+        thread = threading.Thread(target=target, name=name, daemon=True)
+        self._loops.append(thread)
+        thread.start()
+        return thread
+
     def close(self) -> None:
         self.closed.set()
+        for thread in self._loops:
+            thread.join(timeout=30)
+        if "uploads" in self.__dict__:  # built: let its probes finish before their engines close
+            self.uploads.prober.close(wait=True)
         self.bus.close()
         self.catalog.close()
         self.coordination.close()
@@ -115,7 +127,7 @@ def _object_store(settings: Settings) -> ObjectStore:
         )
     from reelhouse.adapters.object_store_local import LocalObjectStore
 
-    return LocalObjectStore(settings.objects_dir)
+    return LocalObjectStore(settings.objects_dir, sync_uploads=settings.upload_fsync == "part")
 
 
 def _catalog(settings: Settings) -> Catalog:

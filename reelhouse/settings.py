@@ -68,6 +68,19 @@ class Settings(BaseSettings):
     upload_max_size: int = 50 * GiB
     upload_ttl_s: int = 3600  # upload state lives this long without activity
     upload_lock_ttl_ms: int = 10_000  # a PATCH holds its upload this long between renewals
+    # When an upload's bytes are acknowledged: "part" fsyncs each stored part (each PATCH, on the local
+    # store) before answering, durable against a power loss; "none" leaves them to the page cache, durable
+    # against a crash of the process only, as tusd's file store. S3 decides for itself.
+    upload_fsync: Literal["part", "none"] = "part"
+    # A HEAD waits up to this long for a PATCH that still holds the upload (a client that cut its
+    # request and asks for the offset at once) so that its answer counts every byte that writer keeps.
+    upload_head_wait_ms: int = Field(default=2_000, ge=0)
+    # Completion answers at once; ffprobe then runs in the API's background, this many at a time per process.
+    upload_probe_threads: int = Field(default=2, ge=1)
+    upload_probe_timeout_s: float = Field(default=60.0, gt=0)
+    # A probe cut by a signal or its timeout is retried (start-up and the sweeper find it) this many times
+    # before the video is rejected.
+    upload_probe_attempts: int = Field(default=3, ge=1)
     # An answer given before a request body was read (a 403, 409, 423... to a chunk or a PATCH) is read
     # by the client only if the server takes in the rest of the body first: closing with unread bytes
     # makes TCP reset the connection, and the client sees a broken pipe instead of the answer. Up to

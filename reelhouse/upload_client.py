@@ -135,9 +135,19 @@ class ReelhouseUploader:
             offset = int(response.headers["Upload-Offset"])
             if progress:
                 progress(offset, size)
-        status = self.http.get(f"{self.base_url}/videos/{video_id}", timeout=30).json()
         return UploadResult(video_id=video_id, upload_url=url, size=size, interruptions=interruptions,
-                            status=status)
+                            status=self.wait_until_probed(video_id))
+
+    def wait_until_probed(self, video_id: str, patience_s: float = 120.0) -> dict:
+        """Completion answers while the video is being probed: wait until it is queued (or rejected)."""
+        deadline = time.monotonic() + patience_s
+        pause = 0.02
+        while True:
+            status = self.http.get(f"{self.base_url}/videos/{video_id}", timeout=30).json()
+            if status.get("stage") != "probing" or time.monotonic() > deadline:
+                return status
+            time.sleep(pause)
+            pause = min(pause * 2, 0.5)
 
     def _tus_offset(self, url: str, tus: dict, patience_s: float = 120.0) -> int:
         """Ask the server where to resume; waits out a restart or a lock held by the dropped request."""
@@ -189,11 +199,11 @@ class ReelhouseUploader:
                 if progress:
                     progress(done, size)
         finished = self.http.post(f"{self.base_url}/upload/complete", json={"upload_id": upload_id}, timeout=600)
-        if finished.status_code not in (200, 422):
+        if finished.status_code not in (200, 202):
             raise UploadFailed(f"complete failed: {_problem(finished)}")
         video_id = finished.json()["video_id"]
-        status = self.http.get(f"{self.base_url}/videos/{video_id}", timeout=30).json()
-        return UploadResult(video_id=video_id, upload_url=upload_id, size=size, interruptions=0, status=status)
+        return UploadResult(video_id=video_id, upload_url=upload_id, size=size, interruptions=0,
+                            status=self.wait_until_probed(video_id))
 
 
 def sha256_file(path: Path) -> str:

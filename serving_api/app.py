@@ -2,7 +2,6 @@
 from __future__ import annotations
 
 import logging
-import threading
 import time
 import uuid
 from typing import Optional
@@ -80,18 +79,31 @@ class _MethodOverride:
 
 
 def _start_upload_sweeper(platform: Platform) -> None:
-    """Every API process offers to sweep; a lease lets one of them do it per interval (it is left to
-    expire rather than released, so the others skip the rest of the interval)."""
+    """At start-up, and every few seconds after, probe the videos a shutdown or a crash left in
+    ``probing`` (each video's probe lease keeps the API's processes from probing one twice).
+
+    Every API process also offers to sweep expired uploads; a lease lets one of them do it per
+    interval (it is left to expire rather than released, so the others skip the rest of the interval)."""
     from reelhouse.ports import CoordinationKeys
 
     interval = max(5, min(60, platform.settings.upload_ttl_s // 4))
+    probe_every = min(interval, 10)
 
     def loop():
-        while not platform.closed.wait(interval):  # ends with its platform (tests build many)
+        wait, last_sweep = 0.0, time.monotonic()
+        while not platform.closed.wait(wait):  # ends with its platform (tests build many)
+            wait = probe_every
+            try:
+                platform.uploads.prober.recover()
+            except Exception:  # never take the API down; the next round retries
+                log.exception("probe recovery failed")
+            if time.monotonic() - last_sweep < interval:
+                continue
+            last_sweep = time.monotonic()
             try:
                 if platform.coordination.acquire(CoordinationKeys.UPLOAD_SWEEP, interval * 1000, holder="sweeper"):
                     platform.uploads.sweep_expired()
             except Exception:  # a sweep must never take the API down; the next interval retries
                 log.exception("upload sweep failed")
 
-    threading.Thread(target=loop, name="upload-sweeper", daemon=True).start()
+    platform.start_loop("upload-sweeper", loop)

@@ -22,7 +22,7 @@ TUS_VERSION = "1.0.0"
 EXTENSIONS = "creation,creation-with-upload,termination,checksum,expiration"
 CHECKSUMS = {"sha1": "sha1", "sha256": "sha256", "md5": "md5"}
 EXPOSED = ("Location, Upload-Offset, Upload-Length, Upload-Metadata, Upload-Expires, Tus-Resumable, "
-           "Tus-Version, Tus-Extension, Tus-Max-Size, Tus-Checksum-Algorithm, Video-Id")
+           "Tus-Version, Tus-Extension, Tus-Max-Size, Tus-Checksum-Algorithm, Video-Id, Video-Status, Video-Stage")
 OFFSET_TYPE = "application/offset+octet-stream"
 
 
@@ -153,6 +153,7 @@ def create():
             raise UnsupportedMediaType(f"a body sent with creation must be {OFFSET_TYPE}", field="Content-Type")
         result = uploads.tus_append(who, session.id, 0, request.stream, request.content_length, _checksum())
         response.headers["Upload-Offset"] = str(result["offset"])
+        _video_state_headers(response, result["finished"])
     else:
         response.headers["Upload-Offset"] = "0"
     return response
@@ -189,11 +190,21 @@ def patch(upload_id: str):
                                            request.content_length, _checksum())
     session = result["session"]
     g.video_id = session.video_id
-    response = Response(status=204)
+    response = Response(status=204)  # tus 1.0 answers every successful PATCH with 204, the last one too
     response.headers["Upload-Offset"] = str(result["offset"])
     response.headers["Upload-Expires"] = _expires(session.expires_at)
     response.headers["Video-Id"] = session.video_id
+    _video_state_headers(response, result["finished"])
     return response
+
+
+def _video_state_headers(response: Response, finished: dict | None) -> None:
+    """The last PATCH answers once the object is complete; the video is then being probed, and
+    ``GET /videos/<id>`` tells when it is queued (or rejected, and why)."""
+    if finished:
+        response.headers["Video-Status"] = finished["status"]
+        if finished.get("stage"):
+            response.headers["Video-Stage"] = finished["stage"]
 
 
 @bp.delete("/files/<upload_id>")

@@ -75,4 +75,6 @@ def complete():
     g.upload_id = upload_id
     result = platform().uploads.complete_chunks(principal(), upload_id)
     g.video_id = result["video_id"]
-    return jsonify(result), (422 if result["status"] == "rejected" else 200)
+    # 202: the object is complete and the video is being probed (it ends queued, or rejected with its
+    # reason, on GET /videos/<id>); 200: a repeated completion, answered with where the video got to.
+    return jsonify(result), (202 if result["status"] == "processing" and result["stage"] == "probing" else 200)

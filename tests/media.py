@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import subprocess
 from pathlib import Path
+from typing import Optional
 
 
 def make_clip(path: Path, seconds: float = 2.0, size: str = "320x240", rate: int = 25, audio: bool = True,
@@ -77,4 +78,36 @@ def tus_upload(client, auth: dict, path: Path) -> str:
         "Tus-Resumable": "1.0.0", **auth, "Upload-Length": str(len(data)), "Upload-Metadata": meta,
         "Content-Type": "application/offset+octet-stream"})
     assert created.status_code == 201, created.json
-    return created.headers["Video-Id"]
+    assert created.headers["Video-Status"] == "processing" and created.headers["Video-Stage"] == "probing"
+    return wait_until_probed(client, created.headers["Video-Id"])["id"]
+
+
+def wait_until_probed(client, video_id: str, timeout_s: float = 30.0) -> dict:
+    """Completion answers before the probe; the video's view once the API's probe thread is done
+    (queued, or rejected with its reason). ``client``: a Flask test client."""
+    return _probed(lambda: client.get(f"/videos/{video_id}").json, video_id, timeout_s)
+
+
+def wait_until_probed_at(base_url: str, video_id: str, headers: Optional[dict] = None,
+                         timeout_s: float = 30.0) -> dict:
+    """The same against a running API (or nginx in front of it)."""
+    import requests
+
+    def view() -> dict:
+        answer = requests.get(f"{base_url}/videos/{video_id}", headers=headers or {}, timeout=10)
+        assert answer.status_code == 200, answer.text
+        return answer.json()
+
+    return _probed(view, video_id, timeout_s)
+
+
+def _probed(view, video_id: str, timeout_s: float) -> dict:
+    import time
+
+    deadline = time.monotonic() + timeout_s
+    while True:
+        seen = view()
+        if seen["stage"] != "probing":
+            return seen
+        assert time.monotonic() < deadline, f"video {video_id} still probing after {timeout_s} s: {seen}"
+        time.sleep(0.02)

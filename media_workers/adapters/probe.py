@@ -22,6 +22,11 @@ class NotAVideo(Exception):
         self.reason = reason
 
 
+class ProbeInterrupted(Exception):
+    """ffprobe did not finish: it was killed by a signal (a shutdown) or ran out of time. Says
+    nothing about the file; probe it again."""
+
+
 @dataclass
 class MediaInfo:
     """What a viewer would see: ``width`` x ``height`` is the picture as displayed, upright and in
@@ -91,12 +96,15 @@ def displayed_size(width: int, height: int, sample_aspect: Fraction, rotation: i
 
 
 def probe(location: str, ffprobe_bin: str = "ffprobe", timeout_s: float = 60.0) -> MediaInfo:
-    """Probe a local path or URL; raises NotAVideo for anything that is not a playable video."""
+    """Probe a local path or URL; raises NotAVideo for anything that is not a playable video, and
+    ProbeInterrupted when ffprobe was killed or timed out (a transient failure, not a verdict)."""
     cmd = [ffprobe_bin, "-v", "error", "-print_format", "json", "-show_format", "-show_streams", location]
     try:
         done = subprocess.run(cmd, capture_output=True, timeout=timeout_s, check=False)
     except subprocess.TimeoutExpired as exc:
-        raise NotAVideo(f"ffprobe could not read the file within {timeout_s:.0f} s") from exc
+        raise ProbeInterrupted(f"ffprobe did not finish within {timeout_s:g} s") from exc
+    if done.returncode < 0:
+        raise ProbeInterrupted(f"ffprobe was killed by signal {-done.returncode}")
     if done.returncode != 0:
         detail = done.stderr.decode(errors="replace").strip().splitlines()
         why = detail[-1].split(": ", 1)[-1] if detail else f"ffprobe exited with {done.returncode}"

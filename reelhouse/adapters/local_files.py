@@ -31,8 +31,9 @@ def chunks_of(body: Body) -> Iterator[bytes]:
         yield chunk
 
 
-def write_fsynced(path: Path, chunks: Iterable[bytes]) -> str:
-    """Write a new file and fsync it; returns its md5 hex. Removes the file if anything fails."""
+def write_fsynced(path: Path, chunks: Iterable[bytes], fsync: bool = True) -> str:
+    """Write a new file and fsync it (unless told not to); returns its md5 hex. Removes the file if
+    anything fails."""
     digest = hashlib.md5(usedforsecurity=False)
     try:
         with open(path, "xb") as out:
@@ -40,7 +41,8 @@ def write_fsynced(path: Path, chunks: Iterable[bytes]) -> str:
                 digest.update(chunk)
                 out.write(chunk)
             out.flush()
-            os.fsync(out.fileno())
+            if fsync:
+                os.fsync(out.fileno())
     except BaseException:
         path.unlink(missing_ok=True)
         raise
@@ -98,6 +100,44 @@ def _copy_file(source: io.FileIO, out: io.FileIO) -> None:
     except OSError:
         # Not supported here: both file offsets are where the kernel left them, so copy the rest by hand.
         shutil.copyfileobj(source, out, 8 * STREAM_CHUNK)
+
+
+def append_at(path: Path, offset: int, blocks: Iterable[bytes], fsync: bool) -> int:
+    """Write ``blocks`` at the end of ``path`` (created if absent) if it is ``offset`` bytes long;
+    returns the new length. Holds an exclusive ``flock`` while writing, so two writers can never
+    interleave (the kernel drops it if the process dies). Bytes written before ``blocks`` raise are
+    kept (and fsynced when asked) before the error propagates.
+
+    Raises ``FileLengthMismatch`` (with the file's length) when it is not ``offset`` long, and
+    ``BlockingIOError`` when another writer holds the file."""
+    import fcntl
+
+    descriptor = os.open(path, os.O_WRONLY | os.O_CREAT, 0o644)
+    try:
+        fcntl.flock(descriptor, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        size = os.fstat(descriptor).st_size
+        if size != offset:
+            raise FileLengthMismatch(size)
+        position = offset
+        try:
+            for block in blocks:
+                view = memoryview(block)
+                while view:
+                    written = os.pwrite(descriptor, view, position)
+                    position += written
+                    view = view[written:]
+        finally:
+            if fsync and position != offset:
+                os.fdatasync(descriptor)
+        return position
+    finally:
+        os.close(descriptor)  # also drops the flock
+
+
+class FileLengthMismatch(ValueError):
+    def __init__(self, size: int):
+        super().__init__(f"the file is {size} bytes long")
+        self.size = size
 
 
 def fsync_directory(path: Path) -> None:

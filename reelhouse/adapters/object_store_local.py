@@ -15,6 +15,11 @@ letter or a digit):
     file ``NNNNN.<nonce>.data``. Only the pointer is replaced, atomically, so
     a part is all-or-nothing and uploading a part number again replaces it,
     even with several threads or processes uploading parts of one upload.
+    An upload written by appends has one file instead, ``appended.data``,
+    whose length is the upload's size; completing it renames that file into
+    place, so no byte is copied. If the process dies between that rename and
+    removing the upload's folder, the folder is left without its data file
+    while the object exists: the upload counts as completed.
 ``.tmp/``
     objects being written, renamed into place once complete and fsynced:
     readers never see a partial object.
@@ -32,10 +37,12 @@ import stat
 import time
 import uuid
 from pathlib import Path
-from typing import BinaryIO, Iterator, Optional
+from typing import BinaryIO, Iterable, Iterator, Optional
 
 from reelhouse.adapters.local_files import (
     MISSING,
+    FileLengthMismatch,
+    append_at,
     chunks_of,
     concatenate,
     fsync_directory,
@@ -58,6 +65,7 @@ from reelhouse.ports import (
     Body,
     InvalidPart,
     InvalidRange,
+    InvalidWriteOffset,
     NoSuchKey,
     NoSuchUpload,
     ObjectInfo,
@@ -71,13 +79,20 @@ LEFTOVER_AGE_S = 24 * 3600
 _BUCKET_NAME = re.compile(r"^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$")
 _UPLOAD_ID = re.compile(r"^[0-9a-f]{32}$")
 _PART_POINTER = re.compile(r"^(\d{5})\.json$")
+APPENDED = "appended.data"
 
 
 class LocalObjectStore(ObjectStore):
     engine = "local"
 
-    def __init__(self, root: Path):
+    supports_append = True
+
+    def __init__(self, root: Path, sync_uploads: bool = True):
+        """``sync_uploads``: fsync each part and append before answering (durable against a power
+        loss), or leave the bytes to the page cache (durable against a crash of the process only,
+        as tusd's file store). Whole objects written by ``put`` are always fsynced."""
         self.root = Path(root).resolve()
+        self.sync_uploads = sync_uploads
         self._meta_root = self.root / ".meta"
         self._uploads_root = self.root / ".multipart"
         self._tmp = self.root / ".tmp"
@@ -169,11 +184,13 @@ class LocalObjectStore(ObjectStore):
         data_path = upload_dir / f"{name}.{uuid.uuid4().hex}.data"
         pointer_path = upload_dir / f"{name}.json"
         try:
-            etag = write_fsynced(data_path, chunks_of(body))
+            etag = write_fsynced(data_path, chunks_of(body), fsync=self.sync_uploads)
             size = data_path.stat().st_size
             replaced = read_json(pointer_path)
-            write_json_atomically(pointer_path, {"size": size, "etag": etag, "data": data_path.name})
-            fsync_directory(upload_dir)
+            write_json_atomically(pointer_path, {"size": size, "etag": etag, "data": data_path.name},
+                                  fsync=self.sync_uploads)
+            if self.sync_uploads:
+                fsync_directory(upload_dir)
         except MISSING:
             raise _no_such_upload(upload_id, "it was aborted or completed while the part was written") from None
         if replaced and replaced.get("data") != data_path.name:
@@ -206,6 +223,56 @@ class LocalObjectStore(ObjectStore):
             temp.unlink(missing_ok=True)  # still there only if publishing failed
         self._discard_upload(upload_dir, upload_id)
         return info
+
+    # ------------------------------------------------------------------ appends
+    def appended_size(self, bucket: str, key: str, upload_id: str) -> int:
+        upload_dir, _ = self._upload(bucket, key, upload_id)
+        try:
+            return (upload_dir / APPENDED).stat().st_size
+        except MISSING:
+            self._raise_if_completed(bucket, key, upload_id)
+            return 0
+
+    def append(self, bucket: str, key: str, upload_id: str, offset: int, blocks: Iterable[bytes]) -> int:
+        upload_dir, _ = self._upload(bucket, key, upload_id)
+        data_path = upload_dir / APPENDED
+        if offset == 0 and not data_path.exists():
+            self._raise_if_completed(bucket, key, upload_id)
+        try:
+            size = append_at(data_path, offset, blocks, fsync=self.sync_uploads)
+        except FileLengthMismatch as mismatch:
+            raise InvalidWriteOffset(f"upload {upload_id} holds {mismatch.size} bytes; cannot append at "
+                                     f"{offset}", mismatch.size) from None
+        except BlockingIOError:
+            raise ObjectStoreError(f"another writer is appending to upload {upload_id}") from None
+        except MISSING:
+            raise _no_such_upload(upload_id, "it was aborted or completed while appending") from None
+        if offset == 0 and self.sync_uploads:
+            fsync_directory(upload_dir)  # the data file's name survives a power loss too
+        return size
+
+    def complete_append(self, bucket: str, key: str, upload_id: str) -> ObjectInfo:
+        upload_dir, manifest = self._upload(bucket, key, upload_id)
+        data_path = upload_dir / APPENDED
+        if not data_path.exists():
+            self._raise_if_completed(bucket, key, upload_id)
+            data_path.touch()  # nothing was appended: an empty object
+        self._require_bucket(bucket)
+        size = data_path.stat().st_size
+        # Not the bytes' md5 (that would read them all again); unique to this upload, as S3's
+        # multipart etags are not md5s of the object either.
+        etag = hashlib.md5(f"{upload_id}:{size}".encode(), usedforsecurity=False).hexdigest() + "-1"
+        info = self._publish(data_path, bucket, key, etag, manifest["content_type"])
+        self._discard_upload(upload_dir, upload_id)
+        return info
+
+    def _raise_if_completed(self, bucket: str, key: str, upload_id: str) -> None:
+        """An upload folder without its data file whose object exists was completed by a process
+        that died before removing the folder: finish that now and answer as S3 would."""
+        if self._object_path(bucket, key).is_file():
+            upload_dir = self._uploads_root / upload_id
+            self._discard_upload(upload_dir, upload_id)
+            raise _no_such_upload(upload_id, "it was completed")
 
     def abort_multipart(self, bucket: str, key: str, upload_id: str) -> None:
         try:

@@ -21,7 +21,10 @@ class UploadSession:
     multipart_id: str
     size: int
     chunk_size: int = 0  # chunk API: every chunk but the last has this size
-    part_size: int = 0  # tus: data is cut into parts of this size
+    part_size: int = 0  # tus: data is cut into parts of this size (when storage is "parts")
+    # How the bytes reach the store: "parts" (multipart parts; tus cuts its stream into parts with
+    # tails, see services/tus_parts.py) or "appends" (one growing sequence, stores with supports_append).
+    storage: str = "parts"
     filename: str = ""
     content_type: str = "application/octet-stream"
     metadata: dict = field(default_factory=dict)

@@ -9,7 +9,7 @@ implementation. Everything is importable from ``reelhouse.ports`` itself.
 from __future__ import annotations
 
 from reelhouse.ports.object_store import (
-    Body, ObjectStoreError, NoSuchKey, NoSuchUpload, InvalidPart, EntityTooSmall, InvalidRange,
+    Body, ObjectStoreError, NoSuchKey, NoSuchUpload, InvalidPart, EntityTooSmall, InvalidRange, InvalidWriteOffset,
     ObjectInfo, PartInfo, MIN_PART_SIZE, ObjectStore,
 )
 from reelhouse.ports.catalog import (
@@ -36,6 +36,7 @@ __all__ = [
     "InvalidPart",
     "EntityTooSmall",
     "InvalidRange",
+    "InvalidWriteOffset",
     "ObjectInfo",
     "PartInfo",
     "MIN_PART_SIZE",

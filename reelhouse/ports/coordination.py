@@ -75,6 +75,8 @@ class CoordinationKeys:
     UPLOAD_LOCK = "upload:{upload_id}:lock"
     # One API process per interval sweeps expired uploads; the lease is left to expire, not released.
     UPLOAD_SWEEP = "uploads:sweep-lock"
+    # An API process probing a completed upload holds its video (the probe's timeout, plus a margin).
+    PROBE_CLAIM = "probe:claim:{video_id}"
     # A transcoder (bus worker or Airflow task) holds a video while it works on it; maintenance leaves
     # a claimed video's work folder alone, and transcode_batch takes over videos whose claim lapsed.
     TRANSCODE_CLAIM = "transcode:claim:{video_id}"
@@ -86,6 +88,10 @@ class CoordinationKeys:
     @classmethod
     def upload_lock(cls, upload_id: str) -> str:
         return cls.UPLOAD_LOCK.format(upload_id=upload_id)
+
+    @classmethod
+    def probe_claim(cls, video_id: str) -> str:
+        return cls.PROBE_CLAIM.format(video_id=video_id)
 
     @classmethod
     def transcode_claim(cls, video_id: str) -> str:

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import abc
 from dataclasses import dataclass
-from typing import BinaryIO, Iterator, Optional, Union
+from typing import BinaryIO, Iterable, Iterator, Optional, Union
 
 
 Body = Union[bytes, BinaryIO]
@@ -35,6 +35,16 @@ class InvalidRange(ObjectStoreError):
     code = "InvalidRange"
 
 
+class InvalidWriteOffset(ObjectStoreError):
+    """An append at an offset other than the upload's size (S3 Express One Zone's code)."""
+
+    code = "InvalidWriteOffset"
+
+    def __init__(self, message: str, size: int):
+        super().__init__(message)
+        self.size = size
+
+
 @dataclass(frozen=True)
 class ObjectInfo:
     bucket: str
@@ -61,9 +71,16 @@ class ObjectStore(abc.ABC):
     Multipart: every part but the last must be at least ``MIN_PART_SIZE``;
     uploading a part number again replaces it; ``complete_multipart`` makes the
     object appear atomically (readers never see a partial object).
+
+    Appends (stores with ``supports_append``): a multipart upload may instead be
+    written as one growing byte sequence, each write at the offset where the
+    last ended, as GCS resumable uploads and S3 Express appends do. A store
+    that keeps its bytes in files can then complete the object without copying
+    them. One upload uses parts or appends, never both.
     """
 
     engine: str = "?"
+    supports_append: bool = False
 
     @abc.abstractmethod
     def ensure_bucket(self, bucket: str) -> None: ...
@@ -117,3 +134,19 @@ class ObjectStore(abc.ABC):
     @abc.abstractmethod
     def location_for_reading(self, bucket: str, key: str, expires_s: int = 3600) -> str:
         """Something ffmpeg/ffprobe can open: a local path or a pre-signed URL."""
+
+    # ------------------------------------------------------------------ appends (optional)
+    def appended_size(self, bucket: str, key: str, upload_id: str) -> int:
+        """Bytes appended to the upload so far. Raises NoSuchUpload (also once it completed)."""
+        raise NotImplementedError(f"{type(self).__name__} does not support appends")
+
+    def append(self, bucket: str, key: str, upload_id: str, offset: int, blocks: Iterable[bytes]) -> int:
+        """Append ``blocks`` at ``offset``, which must be the upload's size (else InvalidWriteOffset);
+        returns the new size. Every byte written is kept, even when ``blocks`` raises part-way (the
+        error then propagates): appends are not atomic, and the size says how far one got. Durable,
+        as far as the store promises, when it returns."""
+        raise NotImplementedError(f"{type(self).__name__} does not support appends")
+
+    def complete_append(self, bucket: str, key: str, upload_id: str) -> ObjectInfo:
+        """The object becomes the appended bytes, atomically. Raises NoSuchUpload."""
+        raise NotImplementedError(f"{type(self).__name__} does not support appends")

@@ -1,30 +1,34 @@
 """Resumable upload use cases, shared by the seed's chunk API and tus 1.0.
 
 Both protocols write into one multipart upload of the object store and end in
-``finish``: complete the object, probe it, move the video through the state
-machine and queue a transcode job.
+``finish``: complete the object and move the video to ``processing/probing``,
+then answer; ``UploadProber`` probes it and queues its transcode afterwards.
+
+tus bytes go to the store as appends where it has them (the local store: one
+file, renamed into place on completion, so completing copies nothing), and are
+cut into multipart parts where it has not (S3, ``tus_parts``).
 """
 from __future__ import annotations
 
 import hashlib
 import logging
 import time
-from typing import BinaryIO, Optional
+from typing import BinaryIO, Iterator, Optional
 
-from media_workers.adapters.probe import NotAVideo, probe
 from reelhouse.domain.creators import Principal, may_modify_video
-from reelhouse.domain.jobs import TOPIC_TRANSCODE_JOBS, TranscodeJob
 from reelhouse.domain.videos import Stage, Video, VideoStatus, new_video_id
 from reelhouse.domain.uploads import UploadSession, new_upload_id
 from reelhouse.ports import (
-    MIN_PART_SIZE, Bus, Catalog, Coordination, NoSuchUpload, ObjectStore, UploadSessionStore,
+    MIN_PART_SIZE, Bus, Catalog, Coordination, CoordinationKeys, InvalidWriteOffset, NoSuchUpload, ObjectStore,
+    UploadSessionStore,
 )
 from reelhouse.services.errors import (
-    BadRequest, ChecksumMismatch, Conflict, Forbidden, Locked, NotFound, PayloadTooLarge, Unauthorized,
+    BadRequest, ChecksumMismatch, Conflict, Forbidden, NotFound, PayloadTooLarge, Unauthorized,
 )
 from reelhouse.services.tus_parts import TusPartWriter, tus_progress
+from reelhouse.services.upload_probe import UploadProber
 from reelhouse.services.upload_requests import NewUpload, check_chunk_size
-from reelhouse.services.upload_lock import upload_lock
+from reelhouse.services.upload_lock import HeldUpload, upload_lock
 from reelhouse.settings import Settings
 
 log = logging.getLogger("reelhouse.uploads")
@@ -35,9 +39,10 @@ MAX_CHUNK = 100 * 1024 * 1024
 
 class UploadService:
     def __init__(self, settings: Settings, objects: ObjectStore, catalog: Catalog, bus: Bus,
-                 sessions: UploadSessionStore, coordination: Coordination):
+                 sessions: UploadSessionStore, coordination: Coordination, prober: Optional[UploadProber] = None):
         self.settings, self.objects, self.catalog, self.bus = settings, objects, catalog, bus
         self.sessions, self.coordination = sessions, coordination
+        self.prober = prober or UploadProber(settings, objects, catalog, bus, sessions, coordination)
 
     def _lock(self, upload_id: str):
         return upload_lock(self.coordination, upload_id, self.settings.upload_lock_ttl_ms)
@@ -57,6 +62,7 @@ class UploadService:
             chunk_size=check_chunk_size(chunk_size, self.settings.upload_chunk_size, MIN_PART_SIZE, MAX_CHUNK)
             if protocol == "chunks" else 0,
             part_size=self.settings.upload_part_size if protocol == "tus" else 0,
+            storage="appends" if protocol == "tus" and self.objects.supports_append else "parts",
             filename=new.filename, content_type=new.content_type, metadata=metadata or {},
         )
         session.multipart_id = self.objects.create_multipart(bucket, key, new.content_type)
@@ -123,7 +129,10 @@ class UploadService:
             bytes_received = sum(parts[n] for n in received)
         else:
             received, missing = [], []
-            bytes_received = session.size if session.finished else self.tus_offset(principal, upload_id)[1]
+            try:
+                bytes_received = session.size if session.finished else self._stored_offset(session)
+            except NoSuchUpload:
+                bytes_received = session.size
         return {
             "upload_id": session.id, "video_id": session.video_id, "protocol": session.protocol,
             "filename": session.filename, "size": session.size, "chunk_size": session.chunk_size,
@@ -164,19 +173,40 @@ class UploadService:
         session = self.session_for(principal, upload_id)
         if session.finished:
             return session, session.size
+        # A PATCH may still hold the upload: its client cut the request and asks at once. Waiting for
+        # it to let go makes the answer count every byte that request keeps, so a resume never gets 409.
+        lease = self._wait_for_writer(session.id)
         try:
-            offset = tus_progress(self.objects, session).offset
-        except NoSuchUpload:
-            offset = session.size  # the object completed, but the process died in `finish`
-        if offset == session.size:
-            # Every byte is in but the upload never finished (its process died first): a tus client
-            # that sees the full offset never comes back, so finish it now.
             try:
-                with self._lock(session.id):
-                    self.finish(session)
-            except Locked:
-                pass  # the request writing the last bytes holds it, and finishes it itself
+                offset = self._stored_offset(session)
+            except NoSuchUpload:
+                offset = session.size  # the object completed, but the process died in `finish`
+            if offset == session.size and lease is not None:
+                # Every byte is in but the upload never finished (its process died first): a tus client
+                # that sees the full offset never comes back, so finish it now.
+                self.finish(session)
+        finally:
+            if lease is not None:
+                lease.release()
         return session, offset
+
+    def _wait_for_writer(self, upload_id: str):
+        """The upload's lock, waiting up to ``upload_head_wait_ms`` for a writer; None if it still writes."""
+        key = CoordinationKeys.upload_lock(upload_id)
+        deadline = time.monotonic() + self.settings.upload_head_wait_ms / 1000
+        pause = 0.005
+        while True:
+            lease = self.coordination.acquire(key, self.settings.upload_lock_ttl_ms, holder="upload")
+            if lease is not None or time.monotonic() >= deadline:
+                return lease
+            time.sleep(pause)
+            pause = min(pause * 2, 0.05)
+
+    def _stored_offset(self, session: UploadSession) -> int:
+        """Bytes of a tus upload in the store; raises NoSuchUpload once its object is complete."""
+        if session.storage == "appends":
+            return self.objects.appended_size(session.bucket, session.key, session.multipart_id)
+        return tus_progress(self.objects, session).offset
 
     def tus_append(self, principal: Principal, upload_id: str, offset: int, body: BinaryIO,
                    content_length: Optional[int], checksum: Optional[tuple[str, bytes]] = None) -> dict:
@@ -190,46 +220,48 @@ class UploadService:
                            offset=session.size)
         with self._lock(session.id) as lock:
             try:
-                progress = tus_progress(self.objects, session)
+                stored = self._stored_offset(session)
             except NoSuchUpload:  # completed by a request that died in `finish`: finish it now
                 answer = self.finish(session)
                 if offset == session.size and not content_length:
                     return {"offset": session.size, "session": session, "finished": answer}
                 raise Conflict("this upload is already complete", field="Upload-Offset", code="upload_complete",
                                offset=session.size) from None
-            if offset != progress.offset:
-                raise Conflict(f"Upload-Offset {offset} does not match the upload's offset {progress.offset}",
-                               field="Upload-Offset", code="offset_mismatch", offset=progress.offset)
+            if offset != stored:
+                raise Conflict(f"Upload-Offset {offset} does not match the upload's offset {stored}",
+                               field="Upload-Offset", code="offset_mismatch", offset=stored)
             remaining = session.size - offset
             if content_length is not None and content_length > remaining:
                 raise PayloadTooLarge(f"the request carries {content_length} bytes but only {remaining} remain",
                                       field="Content-Length")
             if checksum is not None:
                 body = self._verified_body(body, content_length, remaining, checksum)
-            writer = TusPartWriter(self.objects, session, progress)
-            received = 0
-            try:
-                while received < remaining:
-                    try:
-                        block = body.read(min(READ_BLOCK, remaining - received))
-                    except Exception as exc:  # the client went away mid-request: keep what arrived
-                        log.info("upload %s: request body ended early after %d bytes (%s)", session.id,
-                                 received, type(exc).__name__)
-                        break
-                    if not block:
-                        break
-                    writer.write(block)
-                    received += len(block)
-                    lock.renew_if_due()
-            except BaseException:
-                writer.abandon()
-                raise
-            new_offset = writer.close(final=offset + received == session.size)
+            blocks = _body_blocks(body, remaining, session.id, lock)
+            if session.storage == "appends":
+                try:
+                    new_offset = self.objects.append(session.bucket, session.key, session.multipart_id, offset, blocks)
+                except InvalidWriteOffset as moved:  # only if a writer got past the upload lock
+                    raise Conflict(f"Upload-Offset {offset} does not match the upload's offset {moved.size}",
+                                   field="Upload-Offset", code="offset_mismatch", offset=moved.size) from None
+            else:
+                new_offset = self._write_parts(session, offset, blocks)
             self.sessions.save(session)  # activity renews the TTL and the sweeper's deadline
             result = {"offset": new_offset, "session": session, "finished": None}
             if new_offset == session.size:
                 result["finished"] = self.finish(session)
             return result
+
+    def _write_parts(self, session: UploadSession, offset: int, blocks: Iterator[bytes]) -> int:
+        writer = TusPartWriter(self.objects, session, tus_progress(self.objects, session))
+        received = 0
+        try:
+            for block in blocks:
+                writer.write(block)
+                received += len(block)
+        except BaseException:
+            writer.abandon()
+            raise
+        return writer.close(final=offset + received == session.size)
 
     def _verified_body(self, body: BinaryIO, content_length: Optional[int], remaining: int,
                        checksum: tuple[str, bytes]) -> BinaryIO:
@@ -274,7 +306,7 @@ class UploadService:
         """Every byte of the upload is stored in its (not yet completed) multipart upload."""
         try:
             if session.protocol == "tus":
-                return tus_progress(self.objects, session).offset == session.size
+                return self._stored_offset(session) == session.size
             parts = {p.part_number: p.size for p in self._parts(session)}
         except NoSuchUpload:
             return False
@@ -297,16 +329,17 @@ class UploadService:
             return session.size
         try:
             if session.protocol == "tus":
-                return tus_progress(self.objects, session).offset
+                return self._stored_offset(session)
             return sum(p.size for p in self._parts(session))
         except NoSuchUpload:
             return session.size
 
     def finish(self, session: UploadSession) -> dict:
-        """Every byte is in: complete the object, probe it, queue the transcode.
+        """Every byte is in: complete the object and hand the video to the prober; answers at once
+        (``processing/probing``). The prober marks the session finished once the video is queued or
+        rejected, so until then a HEAD, a retried completion or the sweeper runs this again.
 
-        Safe to run again after a crash at any step: each step checks where the
-        previous run got to.
+        Safe to run again after a crash at any step: each step checks where the previous run got to.
         """
         video = self.catalog.get_video(session.video_id)
         if video is None:
@@ -317,52 +350,35 @@ class UploadService:
             video = self.catalog.get_video(video.id)
         if video.status == VideoStatus.PROCESSING and video.stage == Stage.PROBING:
             self._complete_object(session)
-            video = self._probe_and_queue(session, video)
-        elif video.status == VideoStatus.PROCESSING and video.stage == Stage.QUEUED:
-            self._queue(video)  # a crash may have come between the status change and the job
-        self.sessions.mark_finished(session)
+            self.prober.submit(video.id)
+        else:
+            if video.status == VideoStatus.PROCESSING and video.stage == Stage.QUEUED:
+                self.prober.queue(video)  # a crash may have come between the status change and the job
+            self.sessions.mark_finished(session)
         return self._video_answer(video.id)
 
     def _complete_object(self, session: UploadSession) -> None:
+        started = time.monotonic()
         try:
-            parts = self._parts(session)
+            if session.storage == "appends":
+                info = self.objects.complete_append(session.bucket, session.key, session.multipart_id)
+                parts = 1
+            else:
+                parts = self._parts(session)
+                info = self.objects.complete_multipart(session.bucket, session.key, session.multipart_id, parts)
+                parts = len(parts)
         except NoSuchUpload:
             info = self.objects.head(session.bucket, session.key)  # completed by an earlier attempt
             if info.size != session.size:
                 raise Conflict("the stored object does not match the upload's size", field="upload_id")
             return
-        started = time.monotonic()
-        info = self.objects.complete_multipart(session.bucket, session.key, session.multipart_id, parts)
+        if info.size != session.size:
+            raise Conflict(f"the stored object holds {info.size} bytes, not the upload's {session.size}",
+                           field="upload_id")
         for tail in list(self.objects.list(session.bucket, session.tails_prefix)):
             self.objects.delete(session.bucket, tail.key)
-        log.info("upload %s: object %s/%s complete, %d bytes in %d parts (%.2f s)", session.id, session.bucket,
-                 session.key, info.size, len(parts), time.monotonic() - started)
-
-    def _probe_and_queue(self, session: UploadSession, video: Video) -> Video:
-        location = self.objects.location_for_reading(session.bucket, session.key)
-        try:
-            media = probe(location, self.settings.ffprobe_bin)
-        except NotAVideo as exc:
-            self.catalog.compare_and_set_status(video.id, VideoStatus.PROCESSING, Stage.PROBING,
-                                                VideoStatus.REJECTED, None, reason=exc.reason)
-            log.info("video %s rejected: %s", video.id, exc.reason)
-            return self.catalog.get_video(video.id)
-        self.catalog.compare_and_set_status(
-            video.id, VideoStatus.PROCESSING, Stage.PROBING, VideoStatus.PROCESSING, Stage.QUEUED,
-            duration_s=media.duration_s, width=media.width, height=media.height, media_info=media.to_dict(),
-        )
-        video = self.catalog.get_video(video.id)
-        self._queue(video)
-        return video
-
-    def _queue(self, video: Video) -> None:
-        if self.settings.transcode_driver == "airflow":
-            # Airflow's transcode_batch polls the catalog's backlog (queued videos); no job message.
-            log.info("video %s queued for transcoding by Airflow's transcode_batch", video.id)
-            return
-        job = TranscodeJob(video_id=video.id, source_bucket=video.source_bucket, source_key=video.source_key)
-        self.bus.publish(TOPIC_TRANSCODE_JOBS, video.id, job.to_dict())
-        log.info("video %s queued for transcoding: job %s", video.id, job.job_id)
+        log.info("upload %s: object %s/%s complete, %d bytes in %d part(s) (%.1f ms)", session.id, session.bucket,
+                 session.key, info.size, parts, (time.monotonic() - started) * 1000)
 
     # ------------------------------------------------------------------ maintenance
     def sweep_expired(self, now: Optional[float] = None) -> list[str]:
@@ -392,3 +408,21 @@ class UploadService:
             self.sessions.forget(upload_id, last.video_id if last else "")
             swept.append(upload_id)
         return swept
+
+
+def _body_blocks(body: BinaryIO, remaining: int, upload_id: str, lock: HeldUpload) -> Iterator[bytes]:
+    """A request body, block by block, renewing the upload's lock; ends quietly where a client that
+    went away mid-request ended it (what arrived is kept)."""
+    received = 0
+    while received < remaining:
+        try:
+            block = body.read(min(READ_BLOCK, remaining - received))
+        except Exception as exc:
+            log.info("upload %s: request body ended early after %d bytes (%s)", upload_id, received,
+                     type(exc).__name__)
+            return
+        if not block:
+            return
+        received += len(block)
+        yield block
+        lock.renew_if_due()

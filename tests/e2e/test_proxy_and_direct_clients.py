@@ -96,7 +96,7 @@ def test_tus_js_client_through_nginx_is_sent_back_through_nginx(node, edge):
     assert not missing, f"PATCHes that bypassed nginx: {missing}\nnginx log:\n{nginx_log}"
     assert {client for _, client in api_patches} == {"127.0.0.1"}  # the client nginx saw (X-Forwarded-For)
 
-    video = requests.get(f"{edge.nginx}/videos/{events['created']['videoId']}", timeout=10).json()
+    video = media.wait_until_probed_at(edge.nginx, events["created"]["videoId"])
     assert (video["status"], video["stage"], video["size"]) == ("processing", "queued", clip.stat().st_size)
 
 

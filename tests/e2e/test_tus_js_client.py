@@ -8,11 +8,10 @@ from __future__ import annotations
 import hashlib
 from pathlib import Path
 
-import requests
-
 from reelhouse.settings import MiB
 from reelhouse.upload_client import sha256_file
 from tests.e2e.node_tools import run_tus_js_client
+from tests.media import wait_until_probed_at
 
 RETRIED_STATUSES = {409, 423}  # offset mismatch, upload locked: tus-js-client asks for the offset again
 
@@ -45,10 +44,8 @@ def _assert_resumed_and_intact(api, creator, path: Path, events: dict) -> None:
     assert aborted["acknowledged"] <= resumed["offset"] <= aborted["bytesSent"], transcript
     assert {r["status"] for r in events["rejected"]} <= RETRIED_STATUSES, transcript
 
-    answer = requests.get(f"{api.url}/videos/{created['videoId']}", timeout=10,
-                          headers={"Authorization": f"Bearer {creator['token']}"})
-    assert answer.status_code == 200, answer.text
-    assert (answer.json()["status"], answer.json()["stage"]) == ("processing", "queued"), answer.json()
+    video = wait_until_probed_at(api.url, created["videoId"], {"Authorization": f"Bearer {creator['token']}"})
+    assert (video["status"], video["stage"]) == ("processing", "queued"), video
     stored_size, stored_sha256 = _stored_object(api, created["videoId"])
     assert stored_size == size
     assert stored_sha256 == sha256_file(path), "the stored object is not the file tus-js-client sent"

@@ -14,7 +14,7 @@ import time
 import uuid
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import BinaryIO, Iterator, Optional
+from typing import BinaryIO, Iterable, Iterator, Optional
 
 from reelhouse.ports import (
     MIN_PART_SIZE,
@@ -22,6 +22,7 @@ from reelhouse.ports import (
     EntityTooSmall,
     InvalidPart,
     InvalidRange,
+    InvalidWriteOffset,
     NoSuchKey,
     NoSuchUpload,
     ObjectInfo,
@@ -48,6 +49,7 @@ class _Upload:
     content_type: str
     initiated: float
     parts: dict[int, bytes] = field(default_factory=dict)
+    appended: bytearray = field(default_factory=bytearray)
 
 
 def _md5(data: bytes) -> str:
@@ -62,6 +64,7 @@ def _bytes_of(body: Body) -> bytes:
 
 class InMemoryObjectStore(ObjectStore):
     engine = "memory"
+    supports_append = True
 
     def __init__(self) -> None:
         self._lock = threading.Lock()
@@ -143,6 +146,29 @@ class InMemoryObjectStore(ObjectStore):
                 raise EntityTooSmall(f"every part but the last must be at least {MIN_PART_SIZE} bytes")
             digests = b"".join(bytes.fromhex(_md5(data)) for data in chosen)
             stored = _Stored(b"".join(chosen), f"{_md5(digests)}-{len(chosen)}", upload.content_type, time.time())
+            self._bucket(bucket)[key] = stored
+            del self._uploads[upload_id]
+            return self._info(bucket, key, stored)
+
+    def appended_size(self, bucket: str, key: str, upload_id: str) -> int:
+        with self._lock:
+            return len(self._upload(bucket, key, upload_id).appended)
+
+    def append(self, bucket: str, key: str, upload_id: str, offset: int, blocks: Iterable[bytes]) -> int:
+        with self._lock:
+            upload = self._upload(bucket, key, upload_id)
+            if len(upload.appended) != offset:
+                raise InvalidWriteOffset(f"the upload holds {len(upload.appended)} bytes, not {offset}",
+                                         len(upload.appended))
+            for block in blocks:  # kept block by block: an error part-way keeps what came before
+                upload.appended += block
+            return len(upload.appended)
+
+    def complete_append(self, bucket: str, key: str, upload_id: str) -> ObjectInfo:
+        with self._lock:
+            upload = self._upload(bucket, key, upload_id)
+            data = bytes(upload.appended)
+            stored = _Stored(data, f"{_md5(data)}-1", upload.content_type, time.time())
             self._bucket(bucket)[key] = stored
             del self._uploads[upload_id]
             return self._info(bucket, key, stored)

@@ -25,10 +25,22 @@ def clips(tmp_path_factory):
 
 
 @pytest.fixture
-def settings(tmp_path, redis_server, redis_client):
+def store_kind() -> str:
+    """The object store under the API: "local" (tus bytes as appends), or "s3" on a real
+    moto_server (tus bytes cut into parts and tails). Tests pick with ``parametrize("store_kind", ...)``."""
+    return "local"
+
+
+@pytest.fixture
+def settings(request, tmp_path, redis_server, redis_client, store_kind):
+    s3 = {}
+    if store_kind == "s3":
+        moto = request.getfixturevalue("moto_s3")
+        s3 = {"object_store_engine": "s3", "s3_endpoint_url": moto["endpoint_url"], "s3_region": moto["region"],
+              "s3_access_key_id": moto["access_key_id"], "s3_secret_access_key": moto["secret_access_key"]}
     return Settings(
         home=tmp_path / "home", redis_port=redis_server["port"], upload_chunk_size=5 * MiB,
-        upload_part_size=5 * MiB, upload_max_size=200 * MiB, upload_lock_ttl_ms=2000,
+        upload_part_size=5 * MiB, upload_max_size=200 * MiB, upload_lock_ttl_ms=2000, **s3,
     )
 
 

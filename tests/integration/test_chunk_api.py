@@ -8,6 +8,7 @@ import pytest
 
 from reelhouse.domain.jobs import TOPIC_TRANSCODE_JOBS
 from reelhouse.settings import MiB
+from tests.media import wait_until_probed
 
 CHUNK = 5 * MiB
 
@@ -66,8 +67,9 @@ def test_chunked_upload_out_of_order_with_duplicates_stores_identical_bytes_and_
 
     assert send(client, creator["auth"], body["upload_id"], 2, pieces[1]).status_code == 200
     done = client.post("/upload/complete", json={"upload_id": body["upload_id"]}, headers=creator["auth"])
-    assert done.status_code == 200, done.json
-    assert done.json == {"video_id": body["video_id"], "status": "processing", "stage": "queued"}
+    assert done.status_code == 202, done.json
+    assert done.json == {"video_id": body["video_id"], "status": "processing", "stage": "probing"}
+    assert wait_until_probed(client, body["video_id"])["stage"] == "queued"
 
     stored = platform.objects.get(platform.settings.bucket_uploads, platform.catalog.get_video(body["video_id"]).source_key)
     assert hashlib.sha256(stored).hexdigest() == hashlib.sha256(path.read_bytes()).hexdigest()
@@ -84,7 +86,8 @@ def test_chunked_upload_out_of_order_with_duplicates_stores_identical_bytes_and_
     sub.close()
     # a retried complete (the answer was lost) reports the video and queues nothing more
     again = client.post("/upload/complete", json={"upload_id": body["upload_id"]}, headers=creator["auth"])
-    assert again.status_code == 200 and again.json == done.json
+    assert again.status_code == 200
+    assert again.json == {"video_id": body["video_id"], "status": "processing", "stage": "queued"}
     assert platform.bus.pending_count(TOPIC_TRANSCODE_JOBS, "test") == 1
     late = send(client, creator["auth"], body["upload_id"], 1, pieces[0])
     assert late.status_code == 409 and late.json["code"] == "upload_complete"
@@ -109,8 +112,8 @@ def test_non_video_is_rejected_with_reason(client, creator, clips):
         body = init(client, creator["auth"], path).json
         assert send(client, creator["auth"], body["upload_id"], 1, path.read_bytes()).status_code == 200
         done = client.post("/upload/complete", json={"upload_id": body["upload_id"]}, headers=creator["auth"])
-        assert done.status_code == 422 and done.json["status"] == "rejected"
-        video = client.get(f"/videos/{body['video_id']}").json
+        assert done.status_code == 202 and done.json["stage"] == "probing"  # no verdict at completion
+        video = wait_until_probed(client, body["video_id"])
         assert video["status"] == "rejected" and video["reason"]
 
 

@@ -201,3 +201,46 @@ def test_leftovers_of_crashed_writers_are_swept_at_start_up(local):
 
     assert not stale.exists()
     assert live.exists()
+
+
+def test_an_append_completion_cut_after_its_rename_counts_as_completed(local, monkeypatch):
+    """The process dies between renaming the appended bytes into place and removing the upload's
+    folder: the object is whole, and the upload answers as a completed one (NoSuchUpload)."""
+    upload_id = local.create_multipart("media", KEY)
+    data = os.urandom(3 * 1024 * 1024)
+    local.append("media", KEY, upload_id, 0, [data])
+    monkeypatch.setattr(local, "_discard_upload", lambda *args: None)  # the folder stays, as after a kill
+    local.complete_append("media", KEY, upload_id)
+    monkeypatch.undo()
+    assert (local.root / ".multipart" / upload_id).is_dir()
+
+    with pytest.raises(NoSuchUpload):
+        local.appended_size("media", KEY, upload_id)
+    with pytest.raises(NoSuchUpload):
+        local.append("media", KEY, upload_id, 0, [b"again"])
+    assert local.get("media", KEY) == data
+    assert not (local.root / ".multipart" / upload_id).exists()
+
+
+def test_a_completed_append_is_renamed_not_copied(local):
+    upload_id = local.create_multipart("media", KEY)
+    local.append("media", KEY, upload_id, 0, [os.urandom(1024)])
+    inode = (local.root / ".multipart" / upload_id / "appended.data").stat().st_ino
+
+    local.complete_append("media", KEY, upload_id)
+
+    assert (local.root / "media" / KEY).stat().st_ino == inode
+
+
+def test_two_processes_cannot_append_to_one_upload_at_once(local):
+    """The upload lock keeps a second writer out; the store's own file lock is the last guard."""
+    import fcntl
+
+    upload_id = local.create_multipart("media", KEY)
+    local.append("media", KEY, upload_id, 0, [b"abc"])
+    data_path = local.root / ".multipart" / upload_id / "appended.data"
+    with open(data_path, "ab") as other_writer:
+        fcntl.flock(other_writer.fileno(), fcntl.LOCK_EX)
+        with pytest.raises(ObjectStoreError, match="another writer"):
+            local.append("media", KEY, upload_id, 3, [b"def"])
+    assert local.append("media", KEY, upload_id, 3, [b"def"]) == 6

@@ -4,7 +4,10 @@ from __future__ import annotations
 import base64
 import hashlib
 
+import pytest
+
 from reelhouse.settings import MiB
+from tests.media import wait_until_probed
 
 TUS = {"Tus-Resumable": "1.0.0"}
 OCTETS = "application/offset+octet-stream"
@@ -41,7 +44,8 @@ def test_options_advertises_extensions(client):
     assert int(answer.headers["Tus-Max-Size"]) == 200 * MiB
 
 
-def test_upload_in_uneven_pieces_resumes_and_completes(client, creator, clips, platform):
+@pytest.mark.parametrize("store_kind", ["local", "s3"])
+def test_upload_in_uneven_pieces_resumes_and_completes(client, creator, clips, platform, store_kind):
     data = clips["large"].read_bytes()
     created = create(client, creator["auth"], len(data))
     assert created.status_code == 201
@@ -70,6 +74,8 @@ def test_upload_in_uneven_pieces_resumes_and_completes(client, creator, clips, p
 
     last = patch(client, creator["auth"], location, offset, data[offset:])
     assert last.status_code == 204 and last.headers["Upload-Offset"] == str(len(data))
+    assert (last.headers["Video-Status"], last.headers["Video-Stage"]) == ("processing", "probing")
+    assert wait_until_probed(client, video_id)["stage"] == "queued"
     video = platform.catalog.get_video(video_id)
     assert (video.status.value, video.stage.value) == ("processing", "queued")
     assert video.title == "Tus clip" and video.tags == ["a", "b"]
@@ -93,7 +99,7 @@ def test_creation_with_upload(client, creator, clips, platform):
                                                          "Content-Type": OCTETS,
                                                          "Upload-Metadata": meta(filename="small.mp4")})
     assert created.status_code == 201 and created.headers["Upload-Offset"] == str(len(data))
-    video = client.get(f"/videos/{created.headers['Video-Id']}").json
+    video = wait_until_probed(client, created.headers["Video-Id"])
     assert video["status"] == "processing" and video["stage"] == "queued"
 
 
@@ -173,6 +179,7 @@ def test_method_override_tunnels_patch(client, creator):
     assert tunnelled.status_code == 204 and tunnelled.headers["Upload-Offset"] == "10"
 
 
+@pytest.mark.parametrize("store_kind", ["s3"])  # tails exist where tus bytes are cut into parts
 def test_stale_tail_from_a_crash_is_ignored(client, creator, clips, platform):
     """A request that died after flushing a part but before deleting the old tail leaves a stale tail."""
     data = clips["large"].read_bytes()
@@ -210,19 +217,35 @@ def test_abandoned_uploads_are_swept(client, creator, clips, platform, redis_cli
     assert redis_client.ttl(f"upload:by-video:{video_id}") == -2
 
 
+def _store_bytes(platform, session, offset, data):
+    """Bytes stored the way the upload stores them, without a request (as a request that died would)."""
+    if session.storage == "appends":
+        platform.objects.append(session.bucket, session.key, session.multipart_id, offset, [data])
+    else:
+        assert offset % platform.settings.upload_part_size == 0
+        number = offset // platform.settings.upload_part_size + 1
+        platform.objects.upload_part(session.bucket, session.key, session.multipart_id, number, data)
+        for tail in list(platform.objects.list(session.bucket, session.tails_prefix)):
+            platform.objects.delete(session.bucket, tail.key)
+
+
 def _die_inside_finish(platform, upload_id):
     """What a SIGKILL between completing the object and probing it leaves behind."""
     from reelhouse.domain.videos import Stage, VideoStatus
     from reelhouse.services.tus_parts import tus_progress
 
     session = platform.uploads.sessions.get(upload_id)
-    parts = tus_progress(platform.objects, session).parts
     platform.catalog.compare_and_set_status(session.video_id, VideoStatus.UPLOADING, None,
                                             VideoStatus.PROCESSING, Stage.PROBING)
-    platform.objects.complete_multipart(session.bucket, session.key, session.multipart_id, parts)
+    if session.storage == "appends":
+        platform.objects.complete_append(session.bucket, session.key, session.multipart_id)
+    else:
+        parts = tus_progress(platform.objects, session).parts
+        platform.objects.complete_multipart(session.bucket, session.key, session.multipart_id, parts)
     return session
 
 
+@pytest.mark.parametrize("store_kind", ["local", "s3"])
 def test_a_crash_inside_finish_is_repaired_by_the_next_head(client, creator, clips, platform):
     data = clips["large"].read_bytes()
     created = create(client, creator["auth"], len(data))
@@ -231,19 +254,18 @@ def test_a_crash_inside_finish_is_repaired_by_the_next_head(client, creator, cli
     # all but the last byte arrive normally; the last one is "flushed" and then the process dies
     patch(client, creator["auth"], location, 0, data[:10 * MiB])
     session = platform.uploads.sessions.get(upload_id)
-    platform.objects.upload_part(session.bucket, session.key, session.multipart_id, 3, data[10 * MiB:])
-    for tail in list(platform.objects.list(session.bucket, session.tails_prefix)):
-        platform.objects.delete(session.bucket, tail.key)
+    _store_bytes(platform, session, 10 * MiB, data[10 * MiB:])
     _die_inside_finish(platform, upload_id)
     assert client.get(f"/videos/{video_id}").json["stage"] == "probing"
 
     head = client.head(location, headers={**TUS, **creator["auth"]})
     assert head.status_code == 200 and head.headers["Upload-Offset"] == str(len(data))
-    video = client.get(f"/videos/{video_id}").json
+    video = wait_until_probed(client, video_id)
     assert (video["status"], video["stage"]) == ("processing", "queued")
     assert platform.bus.pending_count("transcode-jobs", "transcoders") == 1
 
 
+@pytest.mark.parametrize("store_kind", ["local", "s3"])
 def test_the_sweeper_finishes_an_upload_whose_client_never_came_back(client, creator, clips, platform, redis_client):
     import time
 
@@ -252,10 +274,10 @@ def test_the_sweeper_finishes_an_upload_whose_client_never_came_back(client, cre
     location, video_id = path_of(created.headers["Location"]), created.headers["Video-Id"]
     upload_id = location.rsplit("/", 1)[-1]
     session = platform.uploads.sessions.get(upload_id)
-    platform.objects.upload_part(session.bucket, session.key, session.multipart_id, 1, data)
+    _store_bytes(platform, session, 0, data)
     _die_inside_finish(platform, upload_id)
     redis_client.delete(f"upload:{upload_id}")  # the TTL ran out
     assert platform.uploads.sweep_expired(now=time.time() + platform.settings.upload_ttl_s + 1) == [upload_id]
-    video = client.get(f"/videos/{video_id}").json
+    video = wait_until_probed(client, video_id)
     assert (video["status"], video["stage"]) == ("processing", "queued")
     assert platform.bus.pending_count("transcode-jobs", "transcoders") == 1

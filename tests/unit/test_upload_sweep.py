@@ -43,6 +43,7 @@ def test_the_sweep_finishes_an_upload_whose_completion_died_midway(platform, lar
 
     platform.sessions.expire(session.id)  # and the client never came back
     assert platform.sweep_after_ttl() == [session.id]
+    platform.probe_pending()  # the sweeper's process probes it in its background
     video = platform.video(session.video_id)
     assert (video.status, video.stage) == (VideoStatus.PROCESSING, Stage.QUEUED)
     assert platform.objects.get(video.source_bucket, video.source_key) == data
@@ -75,6 +76,8 @@ def test_a_head_after_the_last_byte_finishes_an_upload_whose_process_died_before
     assert platform.video(session.video_id).status == VideoStatus.UPLOADING
 
     assert offset_of(platform, session) == len(clip)  # what the client's HEAD sees: every byte is in
+    assert platform.video(session.video_id).stage == Stage.PROBING  # the object is complete, the probe follows
+    platform.probe_pending()
 
     video = platform.video(session.video_id)
     assert (video.status, video.stage) == (VideoStatus.PROCESSING, Stage.QUEUED), video.reason
@@ -90,10 +93,12 @@ def test_the_sweep_finishes_a_tus_upload_whose_every_byte_arrived_before_finish_
 
     platform.sessions.expire(session.id)
     assert platform.sweep_after_ttl() == [session.id]
+    platform.probe_pending()  # the sweeper's process probes it in its background
     video = platform.video(session.video_id)
     assert (video.status, video.stage) == (VideoStatus.PROCESSING, Stage.QUEUED), video.reason
     assert platform.objects.get(video.source_bucket, video.source_key) == clip
     assert [job["video_id"] for job in platform.transcode_jobs()] == [session.video_id]
+
 
 def test_the_sweep_finishes_a_chunk_upload_whose_client_sent_every_chunk_but_never_completed(platform, large_clip):
     """Every chunk is stored at its expected size; only the client's `complete` never came. The bytes
@@ -105,6 +110,7 @@ def test_the_sweep_finishes_a_chunk_upload_whose_client_sent_every_chunk_but_nev
 
     platform.sessions.expire(session.id)
     assert platform.sweep_after_ttl() == [session.id]
+    platform.probe_pending()
 
     video = platform.video(session.video_id)
     assert (video.status, video.stage) == (VideoStatus.PROCESSING, Stage.QUEUED), video.reason

@@ -9,6 +9,7 @@ from dataclasses import dataclass
 
 from reelhouse.domain.creators import Principal
 from reelhouse.domain.jobs import TOPIC_TRANSCODE_JOBS
+from reelhouse.services.upload_probe import UploadProber
 from reelhouse.services.upload_requests import check_new_upload
 from reelhouse.services.uploads import UploadService
 from reelhouse.settings import Settings
@@ -26,6 +27,29 @@ ALICE = Principal(kind="creator", id="c-alice", name="alice")
 BOB = Principal(kind="creator", id="c-bob", name="bob")
 
 
+class PartsOnlyObjectStore(InMemoryObjectStore):
+    """The fake without appends, as S3: tus bytes are then cut into parts and tails."""
+
+    supports_append = False
+
+
+class DeferredProber(UploadProber):
+    """Probes when the test says so (``Platform.probe_pending``) rather than in a background thread."""
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.pending: list[str] = []
+
+    def submit(self, video_id: str) -> None:
+        if video_id not in self.pending:
+            self.pending.append(video_id)
+
+    def run_pending(self) -> None:
+        pending, self.pending = self.pending, []
+        for video_id in pending:
+            self.probe_video(video_id)
+
+
 @dataclass
 class Platform:
     settings: Settings
@@ -38,6 +62,10 @@ class Platform:
 
     def video(self, video_id):
         return self.catalog.get_video(video_id)
+
+    def probe_pending(self):
+        """Run the probes completions handed over, as the API's probe threads would."""
+        self.uploads.prober.run_pending()
 
     def parts(self, session):
         return self.objects.list_parts(session.bucket, session.key, session.multipart_id)
@@ -60,13 +88,17 @@ class Platform:
         return self.uploads.sweep_expired(now=time.time() + TTL_S + 1)
 
 
-def build_platform(tmp_path, **overrides) -> Platform:
+def build_platform(tmp_path, storage="appends", probe_file=None, **overrides) -> Platform:
+    """``storage``: how tus bytes reach the fake store, "appends" (as the local store) or "parts" (as S3)."""
     settings = Settings(home=tmp_path / "home", upload_part_size=PART, upload_chunk_size=PART,
                         upload_ttl_s=TTL_S, **overrides)
-    objects, catalog, bus = InMemoryObjectStore(), InMemoryCatalog(), InMemoryBus()
+    objects = InMemoryObjectStore() if storage == "appends" else PartsOnlyObjectStore()
+    catalog, bus = InMemoryCatalog(), InMemoryBus()
     sessions, coordination = InMemoryUploadSessions(ttl_s=TTL_S), InMemoryCoordination()
     objects.ensure_bucket(settings.bucket_uploads)
-    uploads = UploadService(settings, objects, catalog, bus, sessions, coordination)
+    prober = DeferredProber(settings, objects, catalog, bus, sessions, coordination,
+                            **({"probe_file": probe_file} if probe_file else {}))
+    uploads = UploadService(settings, objects, catalog, bus, sessions, coordination, prober)
     return Platform(settings, uploads, objects, catalog, bus, sessions, coordination)
 
 
