@@ -36,7 +36,11 @@ class Settings(BaseSettings):
     api_host: str = "127.0.0.1"
     api_port: int = 8700
     api_workers: int = 2
-    api_threads: int = 16
+    # gthread: a request holds a thread from its headers to its answer (idle keep-alive connections do not),
+    # and an upload's PATCH streams for as long as its client sends. 2 x 128 lets 256 uploads stream at
+    # once without one waiting for a thread; threads are started as needed and mostly wait on sockets and
+    # disks, with the GIL released (bench/uploads_vs_tusd.py, "200 uploads at once").
+    api_threads: int = 128
     # What clients are told (tus Location, watch URLs). Unset: the address each client used, as the
     # trusted proxy forwarded it (serving_api/public_urls.py).
     public_url: Optional[str] = None

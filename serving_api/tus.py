@@ -19,10 +19,11 @@ from serving_api.public_urls import site_url
 bp = Blueprint("tus", __name__)
 
 TUS_VERSION = "1.0.0"
-EXTENSIONS = "creation,creation-with-upload,termination,checksum,expiration"
+EXTENSIONS = "creation,creation-with-upload,creation-defer-length,termination,checksum,expiration"
 CHECKSUMS = {"sha1": "sha1", "sha256": "sha256", "md5": "md5"}
 EXPOSED = ("Location, Upload-Offset, Upload-Length, Upload-Metadata, Upload-Expires, Tus-Resumable, "
-           "Tus-Version, Tus-Extension, Tus-Max-Size, Tus-Checksum-Algorithm, Video-Id, Video-Status, Video-Stage")
+           "Tus-Version, Tus-Extension, Tus-Max-Size, Tus-Checksum-Algorithm, Upload-Defer-Length, Video-Id, "
+           "Video-Status, Video-Stage")
 OFFSET_TYPE = "application/offset+octet-stream"
 
 
@@ -115,15 +116,19 @@ def options(upload_id: str | None = None):
 @bp.post("/files")
 def create():
     who = principal()
-    if request.headers.get("Upload-Defer-Length"):
-        raise BadRequest("Upload-Defer-Length is not supported; send Upload-Length", field="Upload-Defer-Length")
+    deferred = request.headers.get("Upload-Defer-Length")
+    if deferred is not None and deferred != "1":
+        raise BadRequest("Upload-Defer-Length must be 1", field="Upload-Defer-Length")
     length = _int_header("Upload-Length")
-    if length is None:
-        raise BadRequest("Upload-Length is required", field="Upload-Length")
+    if length is None and deferred is None:
+        raise BadRequest("Upload-Length is required (or Upload-Defer-Length: 1, and the length in a later PATCH)",
+                         field="Upload-Length")
+    if length is not None and deferred is not None:
+        raise BadRequest("send Upload-Length or Upload-Defer-Length, not both", field="Upload-Defer-Length")
     meta = _metadata(request.headers.get("Upload-Metadata"))
     fields = {
         "filename": meta.get("filename") or meta.get("name"),
-        "size": length,
+        "size": length if deferred is None else 1,  # a deferred length is checked when a PATCH declares it
         "content_type": meta.get("filetype") or meta.get("content_type") or meta.get("type"),
         "title": meta.get("title"),
         "description": meta.get("description"),
@@ -140,7 +145,7 @@ def create():
             exc.field = "Upload-Length"
         raise
     uploads = platform().uploads
-    session = uploads.create(who, new, "tus", metadata=meta)
+    session = uploads.create(who, new, "tus", metadata=meta, length_deferred=deferred is not None)
     g.upload_id, g.video_id = session.id, session.video_id
     response = Response(status=201)
     # On the address the client used (through nginx: nginx's), so that its PATCHes go the same way.
@@ -153,6 +158,7 @@ def create():
             raise UnsupportedMediaType(f"a body sent with creation must be {OFFSET_TYPE}", field="Content-Type")
         result = uploads.tus_append(who, session.id, 0, request.stream, request.content_length, _checksum())
         response.headers["Upload-Offset"] = str(result["offset"])
+        _length_headers(response, result["session"])
         _video_state_headers(response, result["finished"])
     else:
         response.headers["Upload-Offset"] = "0"
@@ -165,9 +171,9 @@ def head(upload_id: str):
     session, offset = platform().uploads.tus_offset(principal(), upload_id)
     g.video_id = session.video_id
     response = Response(status=200)
+    _length_headers(response, session)
     response.headers.update({
         "Upload-Offset": str(offset),
-        "Upload-Length": str(session.size),
         "Upload-Expires": _expires(session.expires_at),
         "Video-Id": session.video_id,
         "Cache-Control": "no-store",
@@ -187,7 +193,7 @@ def patch(upload_id: str):
     if offset is None:
         raise BadRequest("Upload-Offset is required", field="Upload-Offset")
     result = platform().uploads.tus_append(principal(), upload_id, offset, request.stream,
-                                           request.content_length, _checksum())
+                                           request.content_length, _checksum(), _int_header("Upload-Length"))
     session = result["session"]
     g.video_id = session.video_id
     response = Response(status=204)  # tus 1.0 answers every successful PATCH with 204, the last one too
@@ -196,6 +202,13 @@ def patch(upload_id: str):
     response.headers["Video-Id"] = session.video_id
     _video_state_headers(response, result["finished"])
     return response
+
+
+def _length_headers(response: Response, session) -> None:
+    if session.length_deferred:
+        response.headers["Upload-Defer-Length"] = "1"
+    else:
+        response.headers["Upload-Length"] = str(session.size)
 
 
 def _video_state_headers(response: Response, finished: dict | None) -> None:

@@ -25,6 +25,9 @@ class UploadSession:
     # How the bytes reach the store: "parts" (multipart parts; tus cuts its stream into parts with
     # tails, see services/tus_parts.py) or "appends" (one growing sequence, stores with supports_append).
     storage: str = "parts"
+    # tus creation-defer-length: the client did not know the length yet. Until a PATCH declares it,
+    # ``size`` is the most the upload may hold (``upload_max_size``) and the upload cannot finish.
+    length_deferred: bool = False
     filename: str = ""
     content_type: str = "application/octet-stream"
     metadata: dict = field(default_factory=dict)

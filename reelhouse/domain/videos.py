@@ -112,4 +112,5 @@ class Video:
 MUTABLE_FIELDS = {
     "title", "description", "tags", "category", "progress", "reason", "duration_s", "width", "height",
     "media_info", "renditions", "cdn_urls", "source_bucket", "source_key", "content_type",
+    "size",  # declared late by a tus upload created with Upload-Defer-Length
 }

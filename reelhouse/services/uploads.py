@@ -49,7 +49,9 @@ class UploadService:
 
     # ------------------------------------------------------------------ creation
     def create(self, principal: Principal, new: NewUpload, protocol: str,
-               chunk_size: Optional[int] = None, metadata: Optional[dict] = None) -> UploadSession:
+               chunk_size: Optional[int] = None, metadata: Optional[dict] = None,
+               length_deferred: bool = False) -> UploadSession:
+        """``length_deferred`` (tus only): ``new.size`` is not known yet; a later PATCH declares it."""
         if not principal.is_creator:
             raise Unauthorized("uploading needs a creator's API token (Authorization: Bearer …)",
                                field="Authorization", code="missing_token")
@@ -63,11 +65,15 @@ class UploadService:
             if protocol == "chunks" else 0,
             part_size=self.settings.upload_part_size if protocol == "tus" else 0,
             storage="appends" if protocol == "tus" and self.objects.supports_append else "parts",
+            length_deferred=length_deferred and protocol == "tus",
             filename=new.filename, content_type=new.content_type, metadata=metadata or {},
         )
         session.multipart_id = self.objects.create_multipart(bucket, key, new.content_type)
+        if session.length_deferred:
+            session.size = self.settings.upload_max_size
         self.catalog.create_video(Video(
-            id=video_id, creator_id=principal.id, title=new.title, filename=new.filename, size=new.size,
+            id=video_id, creator_id=principal.id, title=new.title, filename=new.filename,
+            size=0 if session.length_deferred else new.size,
             content_type=new.content_type, description=new.description, tags=new.tags, category=new.category,
             source_bucket=bucket, source_key=key,
         ))
@@ -181,7 +187,7 @@ class UploadService:
                 offset = self._stored_offset(session)
             except NoSuchUpload:
                 offset = session.size  # the object completed, but the process died in `finish`
-            if offset == session.size and lease is not None:
+            if offset == session.size and lease is not None and not session.length_deferred:
                 # Every byte is in but the upload never finished (its process died first): a tus client
                 # that sees the full offset never comes back, so finish it now.
                 self.finish(session)
@@ -209,7 +215,9 @@ class UploadService:
         return tus_progress(self.objects, session).offset
 
     def tus_append(self, principal: Principal, upload_id: str, offset: int, body: BinaryIO,
-                   content_length: Optional[int], checksum: Optional[tuple[str, bytes]] = None) -> dict:
+                   content_length: Optional[int], checksum: Optional[tuple[str, bytes]] = None,
+                   upload_length: Optional[int] = None) -> dict:
+        """``upload_length``: the PATCH's Upload-Length, which declares a deferred length."""
         session = self.session_for(principal, upload_id)
         if session.protocol != "tus":
             raise Conflict("this upload uses the chunk API", field="upload_id")
@@ -230,6 +238,8 @@ class UploadService:
             if offset != stored:
                 raise Conflict(f"Upload-Offset {offset} does not match the upload's offset {stored}",
                                field="Upload-Offset", code="offset_mismatch", offset=stored)
+            if upload_length is not None:
+                self._declare_length(session, upload_length, stored)
             remaining = session.size - offset
             if content_length is not None and content_length > remaining:
                 raise PayloadTooLarge(f"the request carries {content_length} bytes but only {remaining} remain",
@@ -247,9 +257,23 @@ class UploadService:
                 new_offset = self._write_parts(session, offset, blocks)
             self.sessions.save(session)  # activity renews the TTL and the sweeper's deadline
             result = {"offset": new_offset, "session": session, "finished": None}
-            if new_offset == session.size:
+            if new_offset == session.size and not session.length_deferred:
                 result["finished"] = self.finish(session)
             return result
+
+    def _declare_length(self, session: UploadSession, length: int, stored: int) -> None:
+        if not session.length_deferred:
+            if length != session.size:
+                raise BadRequest(f"Upload-Length {length} differs from the upload's length {session.size}",
+                                 field="Upload-Length")
+            return
+        if not stored <= length <= self.settings.upload_max_size:
+            raise BadRequest(f"Upload-Length must be between the {stored} bytes received and the limit of "
+                             f"{self.settings.upload_max_size}", field="Upload-Length")
+        session.size, session.length_deferred = length, False
+        self.catalog.update_video(session.video_id, size=length)
+        self.sessions.save(session)
+        log.info("upload %s: length declared, %d bytes", session.id, length)
 
     def _write_parts(self, session: UploadSession, offset: int, blocks: Iterator[bytes]) -> int:
         writer = TusPartWriter(self.objects, session, tus_progress(self.objects, session))
@@ -261,7 +285,7 @@ class UploadService:
         except BaseException:
             writer.abandon()
             raise
-        return writer.close(final=offset + received == session.size)
+        return writer.close(final=offset + received == session.size and not session.length_deferred)
 
     def _verified_body(self, body: BinaryIO, content_length: Optional[int], remaining: int,
                        checksum: tuple[str, bytes]) -> BinaryIO:
@@ -304,6 +328,8 @@ class UploadService:
     # ------------------------------------------------------------------ shared
     def _every_byte_in(self, session: UploadSession) -> bool:
         """Every byte of the upload is stored in its (not yet completed) multipart upload."""
+        if session.length_deferred:
+            return False
         try:
             if session.protocol == "tus":
                 return self._stored_offset(session) == session.size

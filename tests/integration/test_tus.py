@@ -281,3 +281,51 @@ def test_the_sweeper_finishes_an_upload_whose_client_never_came_back(client, cre
     video = wait_until_probed(client, video_id)
     assert (video["status"], video["stage"]) == ("processing", "queued")
     assert platform.bus.pending_count("transcode-jobs", "transcoders") == 1
+
+
+@pytest.mark.parametrize("store_kind", ["local", "s3"])
+def test_creation_defer_length_takes_the_length_in_a_later_patch(client, creator, clips, platform):
+    """A stream of unknown length (a recording in progress): the length comes with a later PATCH."""
+    data = clips["large"].read_bytes()
+    auth = {**TUS, **creator["auth"]}
+    created = client.post("/files/", headers={**auth, "Upload-Defer-Length": "1",
+                                              "Upload-Metadata": meta(filename="live.mkv")})
+    assert created.status_code == 201, created.json
+    location, video_id = path_of(created.headers["Location"]), created.headers["Video-Id"]
+    head = client.head(location, headers=auth)
+    assert head.headers["Upload-Defer-Length"] == "1" and "Upload-Length" not in head.headers
+
+    first = 6 * MiB + 3  # more than a part, less than the whole, without a length
+    assert patch(client, creator["auth"], location, 0, data[:first]).status_code == 204
+    assert client.get(f"/videos/{video_id}").json["status"] == "uploading"
+    too_short = patch(client, creator["auth"], location, first, b"", **{"Upload-Length": str(first - 1)})
+    assert too_short.status_code == 400 and too_short.json["field"] == "Upload-Length"
+    assert client.head(location, headers=auth).headers["Upload-Offset"] == str(first)
+
+    last = patch(client, creator["auth"], location, first, data[first:], **{"Upload-Length": str(len(data))})
+    assert last.status_code == 204 and last.headers["Upload-Offset"] == str(len(data))
+    assert last.headers["Video-Stage"] == "probing"
+    video = wait_until_probed(client, video_id)
+    assert (video["status"], video["stage"], video["size"]) == ("processing", "queued", len(data))
+    head = client.head(location, headers=auth)
+    assert head.headers["Upload-Length"] == str(len(data)) and "Upload-Defer-Length" not in head.headers
+    stored = platform.catalog.get_video(video_id)
+    assert hashlib.sha256(platform.objects.get(stored.source_bucket, stored.source_key)).digest() == \
+        hashlib.sha256(data).digest()
+
+
+def test_creation_defer_length_refuses_contradictions(client, creator):
+    auth = {**TUS, **creator["auth"], "Upload-Metadata": meta(filename="a.mp4")}
+    both = client.post("/files/", headers={**auth, "Upload-Defer-Length": "1", "Upload-Length": "10"})
+    assert both.status_code == 400 and both.json["field"] == "Upload-Defer-Length"
+    wrong = client.post("/files/", headers={**auth, "Upload-Defer-Length": "2"})
+    assert wrong.status_code == 400 and wrong.json["field"] == "Upload-Defer-Length"
+    neither = client.post("/files/", headers=auth)
+    assert neither.status_code == 400 and neither.json["field"] == "Upload-Length"
+    assert "creation-defer-length" in client.options("/files/").headers["Tus-Extension"].split(",")
+
+    created = client.post("/files/", headers={**auth, "Upload-Length": "100"})
+    location = path_of(created.headers["Location"])
+    other = patch(client, creator["auth"], location, 0, b"x" * 10, **{"Upload-Length": "99"})
+    assert other.status_code == 400 and other.json["field"] == "Upload-Length"
+    assert client.head(location, headers={**TUS, **creator["auth"]}).headers["Upload-Offset"] == "0"

@@ -75,7 +75,7 @@ def test_other_settings_are_named_with_both_values_and_secrets_without(lite):
     reason = start_record.difference(record, api_server.SERVICE, changed)
 
     assert reason.startswith("its settings changed: ")
-    assert "REELHOUSE_API_THREADS 16 → 4" in reason
+    assert f"REELHOUSE_API_THREADS {lite.api_threads} → 4" in reason
     assert "REELHOUSE_AIRFLOW_DB_PASSWORD changed" in reason
     assert "swordfish" not in reason and "hunter2" not in reason
 
