@@ -134,6 +134,27 @@ def append_at(path: Path, offset: int, blocks: Iterable[bytes], fsync: bool) -> 
         os.close(descriptor)  # also drops the flock
 
 
+def write_at(path: Path, offset: int, blocks: Iterable[bytes], fsync: bool) -> tuple[int, str]:
+    """Write ``blocks`` into ``path`` (created if absent, sparse before ``offset``) from ``offset``;
+    returns (bytes written, their md5 hex)."""
+    digest = hashlib.md5(usedforsecurity=False)
+    descriptor = os.open(path, os.O_WRONLY | os.O_CREAT, 0o644)
+    try:
+        position = offset
+        for block in blocks:
+            digest.update(block)
+            view = memoryview(block)
+            while view:
+                written = os.pwrite(descriptor, view, position)
+                position += written
+                view = view[written:]
+        if fsync:
+            os.fdatasync(descriptor)
+        return position - offset, digest.hexdigest()
+    finally:
+        os.close(descriptor)
+
+
 class FileLengthMismatch(ValueError):
     def __init__(self, size: int):
         super().__init__(f"the file is {size} bytes long")

@@ -51,6 +51,7 @@ from reelhouse.adapters.local_files import (
     read_json,
     remove_empty_folders,
     write_fsynced,
+    write_at,
     write_json_atomically,
 )
 from reelhouse.adapters.object_store_rules import (
@@ -193,7 +194,7 @@ class LocalObjectStore(ObjectStore):
                 fsync_directory(upload_dir)
         except MISSING:
             raise _no_such_upload(upload_id, "it was aborted or completed while the part was written") from None
-        if replaced and replaced.get("data") != data_path.name:
+        if replaced and replaced.get("data") not in (data_path.name, APPENDED):
             # A data file orphaned by two writers racing here is removed with the upload.
             (upload_dir / replaced["data"]).unlink(missing_ok=True)
         return PartInfo(part_number=part_number, size=size, etag=etag)
@@ -250,6 +251,26 @@ class LocalObjectStore(ObjectStore):
         if offset == 0 and self.sync_uploads:
             fsync_directory(upload_dir)  # the data file's name survives a power loss too
         return size
+
+    def upload_part_at(self, bucket: str, key: str, upload_id: str, part_number: int, offset: int,
+                       body: Body) -> PartInfo:
+        check_part_number(part_number)
+        upload_dir, _ = self._upload(bucket, key, upload_id)
+        data_path = upload_dir / APPENDED
+        if not data_path.exists():
+            self._raise_if_completed(bucket, key, upload_id)
+        try:
+            size, etag = write_at(data_path, offset, chunks_of(body), fsync=self.sync_uploads)
+            # The pointer names the shared file and where the part lies in it; written after the
+            # bytes, so a listed part is always whole.
+            write_json_atomically(upload_dir / f"{part_number:05d}.json",
+                                  {"size": size, "etag": etag, "data": APPENDED, "offset": offset},
+                                  fsync=self.sync_uploads)
+            if self.sync_uploads:
+                fsync_directory(upload_dir)
+        except MISSING:
+            raise _no_such_upload(upload_id, "it was aborted or completed while the part was written") from None
+        return PartInfo(part_number=part_number, size=size, etag=etag)
 
     def complete_append(self, bucket: str, key: str, upload_id: str) -> ObjectInfo:
         upload_dir, manifest = self._upload(bucket, key, upload_id)

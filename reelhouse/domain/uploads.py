@@ -23,7 +23,8 @@ class UploadSession:
     chunk_size: int = 0  # chunk API: every chunk but the last has this size
     part_size: int = 0  # tus: data is cut into parts of this size (when storage is "parts")
     # How the bytes reach the store: "parts" (multipart parts; tus cuts its stream into parts with
-    # tails, see services/tus_parts.py) or "appends" (one growing sequence, stores with supports_append).
+    # tails, see services/tus_parts.py) or "appends" (stores with supports_append: tus bytes appended to
+    # one growing sequence, chunks written in place at (n - 1) x chunk_size; completed without a copy).
     storage: str = "parts"
     # tus creation-defer-length: the client did not know the length yet. Until a PATCH declares it,
     # ``size`` is the most the upload may hold (``upload_max_size``) and the upload cannot finish.

@@ -147,6 +147,14 @@ class ObjectStore(abc.ABC):
         as far as the store promises, when it returns."""
         raise NotImplementedError(f"{type(self).__name__} does not support appends")
 
+    def upload_part_at(self, bucket: str, key: str, upload_id: str, part_number: int, offset: int,
+                       body: Body) -> PartInfo:
+        """A part written in place, at ``offset`` of the bytes ``complete_append`` turns into the object,
+        when the caller knows where each part goes (parts of one fixed size). Listed by ``list_parts``
+        like any part; writing a part number again overwrites it in place (same bytes expected)."""
+        raise NotImplementedError(f"{type(self).__name__} does not support appends")
+
     def complete_append(self, bucket: str, key: str, upload_id: str) -> ObjectInfo:
-        """The object becomes the appended bytes, atomically. Raises NoSuchUpload."""
+        """The object becomes the appended bytes (or the parts written in place), atomically.
+        Raises NoSuchUpload."""
         raise NotImplementedError(f"{type(self).__name__} does not support appends")

@@ -64,7 +64,7 @@ class UploadService:
             chunk_size=check_chunk_size(chunk_size, self.settings.upload_chunk_size, MIN_PART_SIZE, MAX_CHUNK)
             if protocol == "chunks" else 0,
             part_size=self.settings.upload_part_size if protocol == "tus" else 0,
-            storage="appends" if protocol == "tus" and self.objects.supports_append else "parts",
+            storage="appends" if self.objects.supports_append else "parts",
             length_deferred=length_deferred and protocol == "tus",
             filename=new.filename, content_type=new.content_type, metadata=metadata or {},
         )
@@ -116,7 +116,11 @@ class UploadService:
         if digest is not None and hashlib.sha256(data).digest() != digest:
             raise BadRequest("the chunk's sha-256 does not match its Content-Digest header",
                              field="Content-Digest", code="digest_mismatch")
-        part = self.objects.upload_part(session.bucket, session.key, session.multipart_id, chunk_number, data)
+        if session.storage == "appends":  # in place: completing the upload then copies nothing
+            part = self.objects.upload_part_at(session.bucket, session.key, session.multipart_id, chunk_number,
+                                               (chunk_number - 1) * session.chunk_size, data)
+        else:
+            part = self.objects.upload_part(session.bucket, session.key, session.multipart_id, chunk_number, data)
         self.sessions.save(session)  # activity renews the TTL and the sweeper's deadline
         return {"upload_id": upload_id, "chunk_number": chunk_number, "status": "completed",
                 "size": part.size, "etag": part.etag}

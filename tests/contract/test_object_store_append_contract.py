@@ -105,3 +105,29 @@ def test_an_upload_with_nothing_appended_completes_empty(store, bucket):
     assert store.complete_append(bucket, KEY, upload_id).size == 0
     assert store.get(bucket, KEY) == b""
 
+
+
+def test_parts_written_in_place_in_any_order_complete_without_a_copy(store, bucket):
+    """The chunk API's fixed-size chunks: each lands where it belongs, whatever order they come in."""
+    chunk = 1024 * 1024
+    pieces = [os.urandom(chunk), os.urandom(chunk), os.urandom(1234)]
+    upload_id = store.create_multipart(bucket, KEY, "video/mp4")
+
+    third = store.upload_part_at(bucket, KEY, upload_id, 3, 2 * chunk, pieces[2])
+    store.upload_part_at(bucket, KEY, upload_id, 1, 0, pieces[0])
+    assert [(p.part_number, p.size) for p in store.list_parts(bucket, KEY, upload_id)] == [(1, chunk), (3, 1234)]
+    again = store.upload_part_at(bucket, KEY, upload_id, 3, 2 * chunk, pieces[2])  # a retry: same part
+    assert (again.size, again.etag) == (third.size, third.etag) == (1234, md5(pieces[2]))
+    store.upload_part_at(bucket, KEY, upload_id, 2, chunk, pieces[1])
+    assert [p.etag for p in store.list_parts(bucket, KEY, upload_id)] == [md5(piece) for piece in pieces]
+
+    info = store.complete_append(bucket, KEY, upload_id)
+    assert info.size == 2 * chunk + 1234
+    assert store.get(bucket, KEY) == b"".join(pieces)
+    assert store.list_multipart_uploads(bucket) == []
+
+
+def md5(data: bytes) -> str:
+    import hashlib
+
+    return hashlib.md5(data).hexdigest()

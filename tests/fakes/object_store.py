@@ -164,6 +164,19 @@ class InMemoryObjectStore(ObjectStore):
                 upload.appended += block
             return len(upload.appended)
 
+    def upload_part_at(self, bucket: str, key: str, upload_id: str, part_number: int, offset: int,
+                       body: Body) -> PartInfo:
+        if not 1 <= part_number <= 10_000:
+            raise ValueError(f"part numbers run from 1 to 10000, not {part_number}")
+        data = _bytes_of(body)
+        with self._lock:
+            upload = self._upload(bucket, key, upload_id)
+            if len(upload.appended) < offset + len(data):
+                upload.appended += bytes(offset + len(data) - len(upload.appended))
+            upload.appended[offset:offset + len(data)] = data
+            upload.parts[part_number] = data
+        return PartInfo(part_number, len(data), _md5(data))
+
     def complete_append(self, bucket: str, key: str, upload_id: str) -> ObjectInfo:
         with self._lock:
             upload = self._upload(bucket, key, upload_id)

@@ -20,7 +20,9 @@ from tests.unit.upload_rig import ALICE, BOB, PART, MiB, append, build_platform,
 
 
 # ---------------------------------------------------------------------------------------------- chunk API
-def test_chunks_arrive_in_any_order_and_completing_queues_exactly_one_transcode_job(platform, large_clip):
+@pytest.mark.parametrize("storage", ["appends", "parts"])
+def test_chunks_arrive_in_any_order_and_completing_queues_exactly_one_transcode_job(tmp_path, large_clip, storage):
+    platform = build_platform(tmp_path, storage=storage)
     data = large_clip
     chunks = chunks_of(data)
     assert len(chunks) == 3 and len(chunks[-1]) == MiB + 12345

@@ -8,7 +8,7 @@ from __future__ import annotations
 import pytest
 
 from reelhouse.domain.videos import Stage, VideoStatus
-from tests.unit.upload_rig import ALICE, PART, MiB, append, chunks_of, new_upload, offset_of, put
+from tests.unit.upload_rig import ALICE, PART, MiB, append, build_platform, chunks_of, new_upload, offset_of, put
 
 
 @pytest.mark.parametrize("protocol", ["chunks", "tus"])
@@ -30,12 +30,15 @@ def test_the_sweep_aborts_an_abandoned_upload_and_fails_its_video(platform, prot
     assert platform.sweep_after_ttl() == []  # swept once
 
 
-def test_the_sweep_finishes_an_upload_whose_completion_died_midway(platform, large_clip, monkeypatch):
+@pytest.mark.parametrize("storage", ["appends", "parts"])
+def test_the_sweep_finishes_an_upload_whose_completion_died_midway(tmp_path, large_clip, monkeypatch, storage):
+    platform = build_platform(tmp_path, storage=storage)
     data = large_clip
     session = platform.uploads.create(ALICE, new_upload(len(data)), "chunks")
     for number, chunk in enumerate(chunks_of(data), start=1):
         put(platform, session, number, chunk)
-    _dies_once(monkeypatch, platform.objects, "complete_multipart", "the API process died while completing the object")
+    completes = "complete_append" if session.storage == "appends" else "complete_multipart"
+    _dies_once(monkeypatch, platform.objects, completes, "the API process died while completing the object")
     with pytest.raises(RuntimeError):
         platform.uploads.complete_chunks(ALICE, session.id)
     assert (platform.video(session.video_id).status, platform.video(session.video_id).stage) == (
