@@ -3,9 +3,11 @@
 Request bodies: gunicorn 23 reads a body 1 KiB at a time (``Body.read`` asks its reader for 1024
 bytes per loop, and the socket is read 8 KiB per ``recv``), re-buffering each piece. For uploads
 that is most of the server's CPU: a 10 MiB chunk took ~39 ms just to receive on this project's
-2-core machine. The two small patches below keep gunicorn's semantics (same buffers, same
-``Content-Length`` accounting) and only read in large blocks. They are checked against the pinned
-gunicorn version, and every upload test runs through them.
+2-core machine. The small patches below keep gunicorn's semantics (same buffers, same
+``Content-Length`` accounting) and only read in large blocks, copying each byte once on its way
+from the socket to the app (``LengthReader.read`` copied each block three times: into a BytesIO,
+out of it, and into a slice). They are checked against the pinned gunicorn version, and every
+upload test runs through them.
 
 Closing a connection with request bytes still unread: ``post_request`` below (a gunicorn hook)
 closes gracefully, see ``serving_api.unread_body``.
@@ -36,18 +38,45 @@ def _read_in_large_blocks(self, size=None):
     size = self.getsize(size)
     if size == 0:
         return b""
-    pieces = [self.buf.getvalue()]
-    have = len(pieces[0])
+    buffered = self.buf.getvalue()
+    pieces = [buffered] if buffered else []
+    have = len(buffered)
     while have < size:
         data = self.reader.read(size - have)
         if not data:
             break
         pieces.append(data)
         have += len(data)
-    data = b"".join(pieces)
+    data = pieces[0] if len(pieces) == 1 else b"".join(pieces)
     self.buf = io.BytesIO()
-    self.buf.write(data[size:])
-    return data[:size]
+    if len(data) > size:
+        self.buf.write(data[size:])
+        return data[:size]
+    return data
+
+
+def _read_length_without_copies(self, size):
+    """``LengthReader.read``: the same checks and accounting, one join instead of three copies."""
+    if not isinstance(size, int):
+        raise TypeError("size must be an integral type")
+    size = min(self.length, size)
+    if size < 0:
+        raise ValueError("Size must be positive.")
+    if size == 0:
+        return b""
+    pieces, have = [], 0
+    while have < size:
+        data = self.unreader.read()
+        if not data:
+            break
+        pieces.append(data)
+        have += len(data)
+    if have > size:  # the last piece ran past this read: give its end back
+        last, keep = pieces[-1], len(pieces[-1]) - (have - size)
+        self.unreader.unread(last[keep:])
+        pieces[-1] = last[:keep]
+    self.length -= size
+    return pieces[0] if len(pieces) == 1 else b"".join(pieces)
 
 
 _original_unreader_init = _unreader.SocketUnreader.__init__
@@ -59,6 +88,7 @@ def _unreader_init(self, sock, max_chunk=RECV_BYTES):
 
 if gunicorn.__version__ == PATCHED_FOR:
     _body.Body.read = _read_in_large_blocks
+    _body.LengthReader.read = _read_length_without_copies
     _unreader.SocketUnreader.__init__ = _unreader_init
 else:  # say so rather than silently run ~2x slower uploads (bench/README.md, "Results: uploads")
     import logging

@@ -35,6 +35,7 @@ log = logging.getLogger("reelhouse.uploads")
 
 READ_BLOCK = 1024 * 1024
 MAX_CHUNK = 100 * 1024 * 1024
+RENEW_WITHIN = 0.95  # renew a session whose remaining TTL fell below this share of the whole
 
 
 class UploadService:
@@ -43,6 +44,12 @@ class UploadService:
         self.settings, self.objects, self.catalog, self.bus = settings, objects, catalog, bus
         self.sessions, self.coordination = sessions, coordination
         self.prober = prober or UploadProber(settings, objects, catalog, bus, sessions, coordination)
+
+    def _renew(self, session: UploadSession) -> None:
+        """Activity renews the session's TTL and the sweeper's deadline; at most every 1/20 of the TTL
+        (3 min of 1 h), which saves a Redis transaction on nearly every PATCH and chunk."""
+        if session.expires_at - time.time() < self.settings.upload_ttl_s * RENEW_WITHIN:
+            self.sessions.save(session)
 
     def _lock(self, upload_id: str):
         return upload_lock(self.coordination, upload_id, self.settings.upload_lock_ttl_ms)
@@ -121,7 +128,7 @@ class UploadService:
                                                (chunk_number - 1) * session.chunk_size, data)
         else:
             part = self.objects.upload_part(session.bucket, session.key, session.multipart_id, chunk_number, data)
-        self.sessions.save(session)  # activity renews the TTL and the sweeper's deadline
+        self._renew(session)
         return {"upload_id": upload_id, "chunk_number": chunk_number, "status": "completed",
                 "size": part.size, "etag": part.etag}
 
@@ -259,7 +266,7 @@ class UploadService:
                                    field="Upload-Offset", code="offset_mismatch", offset=moved.size) from None
             else:
                 new_offset = self._write_parts(session, offset, blocks)
-            self.sessions.save(session)  # activity renews the TTL and the sweeper's deadline
+            self._renew(session)
             result = {"offset": new_offset, "session": session, "finished": None}
             if new_offset == session.size and not session.length_deferred:
                 result["finished"] = self.finish(session)
