@@ -11,6 +11,7 @@ from flask import Blueprint, Response, g, request
 from reelhouse.services.errors import (
     BadRequest, ServiceError, UnsupportedMediaType,
 )
+from reelhouse.services.tus_concat import partial_ids
 from reelhouse.services.upload_requests import check_new_upload
 from serving_api.auth import platform, principal
 from serving_api.problems import problem
@@ -19,11 +20,11 @@ from serving_api.public_urls import site_url
 bp = Blueprint("tus", __name__)
 
 TUS_VERSION = "1.0.0"
-EXTENSIONS = "creation,creation-with-upload,creation-defer-length,termination,checksum,expiration"
+EXTENSIONS = "creation,creation-with-upload,creation-defer-length,termination,checksum,expiration,concatenation"
 CHECKSUMS = {"sha1": "sha1", "sha256": "sha256", "md5": "md5"}
 EXPOSED = ("Location, Upload-Offset, Upload-Length, Upload-Metadata, Upload-Expires, Tus-Resumable, "
-           "Tus-Version, Tus-Extension, Tus-Max-Size, Tus-Checksum-Algorithm, Upload-Defer-Length, Video-Id, "
-           "Video-Status, Video-Stage")
+           "Tus-Version, Tus-Extension, Tus-Max-Size, Tus-Checksum-Algorithm, Upload-Defer-Length, Upload-Concat, "
+           "Video-Id, Video-Status, Video-Stage")
 OFFSET_TYPE = "application/offset+octet-stream"
 
 
@@ -107,7 +108,8 @@ def options(upload_id: str | None = None):
         "Tus-Checksum-Algorithm": ",".join(CHECKSUMS),
         "Access-Control-Allow-Methods": "POST, HEAD, PATCH, DELETE, OPTIONS",
         "Access-Control-Allow-Headers": "Authorization, Content-Type, Upload-Length, Upload-Offset, "
-        "Upload-Metadata, Upload-Checksum, Upload-Defer-Length, Tus-Resumable, X-HTTP-Method-Override, X-Request-Id",
+        "Upload-Metadata, Upload-Checksum, Upload-Defer-Length, Upload-Concat, Tus-Resumable, X-HTTP-Method-Override, "
+        "X-Request-Id",
     })
     return response
 
@@ -116,6 +118,13 @@ def options(upload_id: str | None = None):
 @bp.post("/files")
 def create():
     who = principal()
+    concat = (request.headers.get("Upload-Concat") or "").strip()
+    if concat == "partial":
+        return _create_partial(who)
+    if concat.startswith("final"):
+        return _create_final(who, concat)
+    if concat:
+        raise BadRequest("Upload-Concat must be 'partial' or 'final;<partial upload URLs>'", field="Upload-Concat")
     deferred = request.headers.get("Upload-Defer-Length")
     if deferred is not None and deferred != "1":
         raise BadRequest("Upload-Defer-Length must be 1", field="Upload-Defer-Length")
@@ -126,32 +135,10 @@ def create():
     if length is not None and deferred is not None:
         raise BadRequest("send Upload-Length or Upload-Defer-Length, not both", field="Upload-Defer-Length")
     meta = _metadata(request.headers.get("Upload-Metadata"))
-    fields = {
-        "filename": meta.get("filename") or meta.get("name"),
-        "size": length if deferred is None else 1,  # a deferred length is checked when a PATCH declares it
-        "content_type": meta.get("filetype") or meta.get("content_type") or meta.get("type"),
-        "title": meta.get("title"),
-        "description": meta.get("description"),
-        "tags": meta.get("tags"),
-        "category": meta.get("category"),
-    }
-    try:
-        new = check_new_upload(fields, platform().settings.upload_max_size)
-    except ServiceError as exc:
-        if exc.field in ("filename", "content_type", "title", "description", "tags", "category"):
-            exc.extra["metadata_key"] = exc.field
-            exc.field = "Upload-Metadata"
-        elif exc.field == "size":
-            exc.field = "Upload-Length"
-        raise
+    new = _new_upload(meta, length if deferred is None else 1)  # a deferred length is checked when declared
     uploads = platform().uploads
     session = uploads.create(who, new, "tus", metadata=meta, length_deferred=deferred is not None)
-    g.upload_id, g.video_id = session.id, session.video_id
-    response = Response(status=201)
-    # On the address the client used (through nginx: nginx's), so that its PATCHes go the same way.
-    response.headers["Location"] = f"{site_url(platform().settings)}/files/{session.id}"
-    response.headers["Video-Id"] = session.video_id
-    response.headers["Upload-Expires"] = _expires(session.expires_at)
+    response = _created(session)
     has_body = (request.content_length or 0) > 0
     if has_body:  # creation-with-upload
         if request.mimetype != OFFSET_TYPE:
@@ -165,6 +152,72 @@ def create():
     return response
 
 
+def _new_upload(meta: dict, size: int):
+    fields = {
+        "filename": meta.get("filename") or meta.get("name"),
+        "size": size,
+        "content_type": meta.get("filetype") or meta.get("content_type") or meta.get("type"),
+        "title": meta.get("title"),
+        "description": meta.get("description"),
+        "tags": meta.get("tags"),
+        "category": meta.get("category"),
+    }
+    try:
+        return check_new_upload(fields, platform().settings.upload_max_size)
+    except ServiceError as exc:
+        if exc.field in ("filename", "content_type", "title", "description", "tags", "category"):
+            exc.extra["metadata_key"] = exc.field
+            exc.field = "Upload-Metadata"
+        elif exc.field == "size":
+            exc.field = "Upload-Length"
+        raise
+
+
+def _created(session) -> Response:
+    g.upload_id, g.video_id = session.id, session.video_id
+    response = Response(status=201)
+    # On the address the client used (through nginx: nginx's), so that its PATCHes go the same way.
+    response.headers["Location"] = f"{site_url(platform().settings)}/files/{session.id}"
+    if session.video_id:
+        response.headers["Video-Id"] = session.video_id
+    response.headers["Upload-Expires"] = _expires(session.expires_at)
+    return response
+
+
+def _create_partial(who) -> Response:
+    """concatenation: a piece of a file, uploaded beside the others; it becomes no video by itself."""
+    length = _int_header("Upload-Length")
+    if length is None:
+        raise BadRequest("a partial upload needs its Upload-Length", field="Upload-Length")
+    session = platform().uploads.concatenation.create_partial(who, length, _metadata(request.headers.get(
+        "Upload-Metadata")))
+    response = _created(session)
+    response.headers["Upload-Offset"] = "0"
+    response.headers["Upload-Concat"] = "partial"
+    return response
+
+
+def _create_final(who, header: str) -> Response:
+    """concatenation: the video, made of the complete partial uploads the header lists, in order."""
+    if request.headers.get("Upload-Length") is not None:
+        raise BadRequest("a final upload takes its length from its partial uploads: send no Upload-Length",
+                         field="Upload-Length")
+    meta = _metadata(request.headers.get("Upload-Metadata"))
+    new = _new_upload(meta, 1)  # its size is the partials' sum, checked when they are read
+    session, finished = platform().uploads.concatenation.create_final(
+        who, new, partial_ids(header), meta, site_url(platform().settings))
+    response = _created(session)
+    response.headers["Upload-Offset"] = str(session.size)
+    response.headers["Upload-Length"] = str(session.size)
+    response.headers["Upload-Concat"] = _concat_header(session)
+    _video_state_headers(response, finished)
+    return response
+
+
+def _concat_header(session) -> str:
+    return "final;" + " ".join(session.concat_of) if session.concat == "final" else "partial"
+
+
 @bp.route("/files/<upload_id>", methods=["HEAD"])
 def head(upload_id: str):
     g.upload_id = upload_id
@@ -175,9 +228,12 @@ def head(upload_id: str):
     response.headers.update({
         "Upload-Offset": str(offset),
         "Upload-Expires": _expires(session.expires_at),
-        "Video-Id": session.video_id,
         "Cache-Control": "no-store",
     })
+    if session.video_id:
+        response.headers["Video-Id"] = session.video_id
+    if session.concat:
+        response.headers["Upload-Concat"] = _concat_header(session)
     if session.metadata:
         response.headers["Upload-Metadata"] = ",".join(
             f"{k} {base64.b64encode(v.encode()).decode()}" for k, v in session.metadata.items())
@@ -199,7 +255,8 @@ def patch(upload_id: str):
     response = Response(status=204)  # tus 1.0 answers every successful PATCH with 204, the last one too
     response.headers["Upload-Offset"] = str(result["offset"])
     response.headers["Upload-Expires"] = _expires(session.expires_at)
-    response.headers["Video-Id"] = session.video_id
+    if session.video_id:
+        response.headers["Video-Id"] = session.video_id
     _video_state_headers(response, result["finished"])
     return response
 
@@ -214,7 +271,7 @@ def _length_headers(response: Response, session) -> None:
 def _video_state_headers(response: Response, finished: dict | None) -> None:
     """The last PATCH answers once the object is complete; the video is then being probed, and
     ``GET /videos/<id>`` tells when it is queued (or rejected, and why)."""
-    if finished:
+    if finished and "status" in finished:  # (a partial upload has no video)
         response.headers["Video-Status"] = finished["status"]
         if finished.get("stage"):
             response.headers["Video-Stage"] = finished["stage"]

@@ -29,7 +29,8 @@ class RedisUploadSessions(UploadSessionStore):
         blob = json.dumps(asdict(session))
         pipe = self.redis.pipeline(transaction=True)
         pipe.set(Keys.SESSION.format(upload_id=session.id), blob, ex=self.ttl_s)
-        pipe.set(Keys.BY_VIDEO.format(video_id=session.video_id), session.id, ex=self.ttl_s)
+        if session.video_id:  # a tus partial upload has no video
+            pipe.set(Keys.BY_VIDEO.format(video_id=session.video_id), session.id, ex=self.ttl_s)
         pipe.hset(Keys.REGISTRY, session.id, blob)  # the whole session: the sweeper may have to finish it
         pipe.zadd(Keys.EXPIRY, {session.id: session.expires_at})
         pipe.execute()
@@ -59,7 +60,9 @@ class RedisUploadSessions(UploadSessionStore):
 
     @staticmethod
     def _drop(pipe, upload_id: str, video_id: str) -> None:
-        pipe.delete(Keys.SESSION.format(upload_id=upload_id), Keys.BY_VIDEO.format(video_id=video_id))
+        pipe.delete(Keys.SESSION.format(upload_id=upload_id))
+        if video_id:
+            pipe.delete(Keys.BY_VIDEO.format(video_id=video_id))
         pipe.hdel(Keys.REGISTRY, upload_id)
         pipe.zrem(Keys.EXPIRY, upload_id)
 

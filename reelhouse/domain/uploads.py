@@ -29,6 +29,10 @@ class UploadSession:
     # tus creation-defer-length: the client did not know the length yet. Until a PATCH declares it,
     # ``size`` is the most the upload may hold (``upload_max_size``) and the upload cannot finish.
     length_deferred: bool = False
+    # tus concatenation: "partial" (an upload without a video, a piece of a final upload), "final"
+    # (made from partial uploads, whose URLs ``concat_of`` lists), or "" (an ordinary upload).
+    concat: str = ""
+    concat_of: list = field(default_factory=list)
     filename: str = ""
     content_type: str = "application/octet-stream"
     metadata: dict = field(default_factory=dict)

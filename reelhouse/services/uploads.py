@@ -25,6 +25,7 @@ from reelhouse.ports import (
 from reelhouse.services.errors import (
     BadRequest, ChecksumMismatch, Conflict, Forbidden, NotFound, PayloadTooLarge, Unauthorized,
 )
+from reelhouse.services.tus_concat import TusConcatenation
 from reelhouse.services.tus_parts import TusPartWriter, tus_progress
 from reelhouse.services.upload_probe import UploadProber
 from reelhouse.services.upload_requests import NewUpload, check_chunk_size
@@ -44,6 +45,7 @@ class UploadService:
         self.settings, self.objects, self.catalog, self.bus = settings, objects, catalog, bus
         self.sessions, self.coordination = sessions, coordination
         self.prober = prober or UploadProber(settings, objects, catalog, bus, sessions, coordination)
+        self.concatenation = TusConcatenation(self)
 
     def _renew(self, session: UploadSession) -> None:
         """Activity renews the session's TTL and the sweeper's deadline; at most every 1/20 of the TTL
@@ -232,6 +234,8 @@ class UploadService:
         session = self.session_for(principal, upload_id)
         if session.protocol != "tus":
             raise Conflict("this upload uses the chunk API", field="upload_id")
+        if session.concat == "final":
+            raise Forbidden("a final upload takes no PATCH: its bytes are its partial uploads'", field="Upload-Concat")
         if session.finished:
             if offset == session.size and not content_length:
                 return {"offset": session.size, "session": session, "finished": self._video_answer(session.video_id)}
@@ -378,6 +382,10 @@ class UploadService:
 
         Safe to run again after a crash at any step: each step checks where the previous run got to.
         """
+        if session.concat == "partial":  # no video: the piece is kept for its final upload
+            self._complete_object(session)
+            self.sessions.mark_finished(session)
+            return {"upload_id": session.id, "partial": True}
         video = self.catalog.get_video(session.video_id)
         if video is None:
             raise NotFound("the video of this upload no longer exists", field="upload_id")

@@ -72,3 +72,21 @@ def test_tus_js_client_chunks_that_straddle_the_servers_parts(node, live_api, li
     # six PATCHes were acknowledged (the offset 6 bytes into a part); the seventh was cut in flight
     assert events["aborted"]["acknowledged"] == 6 * chunk, events["transcript"]
     assert events["aborted"]["bytesSent"] > 6 * chunk, events["transcript"]
+
+
+def test_tus_js_client_parallel_uploads_concatenate_into_one_video(node, live_api, live_creator, e2e_clips):
+    """parallelUploads: 4 partial uploads side by side, then the final one (tus concatenation)."""
+    path = e2e_clips["medium"]
+    events = run_tus_js_client(node, live_api, live_creator["token"], path, parallel=4)
+    transcript = events["transcript"]
+    partials = [line for line in transcript.splitlines() if '"event":"partial"' in line]
+    assert len(partials) == 4, transcript
+    assert events["success"]["url"] == events["created"]["url"], transcript
+    assert events["rejected"] == [], transcript
+
+    video = wait_until_probed_at(live_api.url, events["created"]["videoId"],
+                                 {"Authorization": f"Bearer {live_creator['token']}"})
+    assert (video["status"], video["stage"], video["size"]) == ("processing", "queued", path.stat().st_size), video
+    stored_size, stored_sha256 = _stored_object(live_api, events["created"]["videoId"])
+    assert stored_size == path.stat().st_size
+    assert stored_sha256 == sha256_file(path), "the concatenated object is not the file tus-js-client sent"

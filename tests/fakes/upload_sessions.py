@@ -32,7 +32,8 @@ class InMemoryUploadSessions(UploadSessionStore):
         with self._mutex:
             stored = copy.deepcopy(session)  # callers never share a mutable session with the store
             self._live[session.id] = (session.expires_at, stored)
-            self._by_video[session.video_id] = (session.expires_at, session.id)
+            if session.video_id:  # a tus partial upload has no video
+                self._by_video[session.video_id] = (session.expires_at, session.id)
             self._registry[session.id] = copy.deepcopy(session)
             self._deadlines[session.id] = session.expires_at
 

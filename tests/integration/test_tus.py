@@ -329,3 +329,69 @@ def test_creation_defer_length_refuses_contradictions(client, creator):
     other = patch(client, creator["auth"], location, 0, b"x" * 10, **{"Upload-Length": "99"})
     assert other.status_code == 400 and other.json["field"] == "Upload-Length"
     assert client.head(location, headers={**TUS, **creator["auth"]}).headers["Upload-Offset"] == "0"
+
+
+@pytest.mark.parametrize("store_kind", ["local", "s3"])
+def test_concatenation_joins_partial_uploads_into_one_video(client, creator, clips, platform):
+    """tus-js-client's parallelUploads: pieces uploaded side by side, then one final upload of them."""
+    data = clips["large"].read_bytes()
+    auth = {**TUS, **creator["auth"]}
+    cuts = [0, 3 * MiB + 5, 7 * MiB, len(data)]  # uneven pieces, one across a part boundary
+    urls = []
+    for start, end in zip(cuts, cuts[1:]):
+        created = client.post("/files/", headers={**auth, "Upload-Concat": "partial", "Upload-Length": str(end - start)})
+        assert created.status_code == 201, created.json
+        assert created.headers["Upload-Concat"] == "partial" and "Video-Id" not in created.headers
+        location = path_of(created.headers["Location"])
+        done = patch(client, creator["auth"], location, 0, data[start:end])
+        assert done.status_code == 204 and "Video-Status" not in done.headers  # a piece is no video
+        head = client.head(location, headers=auth)
+        assert (head.headers["Upload-Offset"], head.headers["Upload-Concat"]) == (str(end - start), "partial")
+        urls.append(created.headers["Location"])
+
+    final = client.post("/files/", headers={**auth, "Upload-Concat": "final;" + " ".join(urls),
+                                            "Upload-Metadata": meta(filename="joined.mkv", title="Joined")})
+    assert final.status_code == 201, final.json
+    assert (final.headers["Upload-Offset"], final.headers["Video-Stage"]) == (str(len(data)), "probing")
+    video = wait_until_probed(client, final.headers["Video-Id"])
+    assert (video["status"], video["stage"], video["size"], video["title"]) == (
+        "processing", "queued", len(data), "Joined")
+    stored = platform.catalog.get_video(video["id"])
+    assert hashlib.sha256(platform.objects.get(stored.source_bucket, stored.source_key)).digest() == \
+        hashlib.sha256(data).digest()
+    assert list(platform.objects.list(platform.settings.bucket_uploads, "partials/")) == []
+    location = path_of(final.headers["Location"])
+    head = client.head(location, headers=auth)
+    assert head.headers["Upload-Concat"] == "final;" + " ".join(urls)
+    assert head.headers["Upload-Offset"] == str(len(data))
+    assert patch(client, creator["auth"], location, 0, b"x").status_code == 403
+    assert "concatenation" in client.options("/files/").headers["Tus-Extension"].split(",")
+
+
+def test_concatenation_refuses_pieces_that_are_unfinished_unknown_or_someone_elses(
+        client, creator, other_creator, platform):
+    auth = {**TUS, **creator["auth"]}
+
+    def partial(who, size, send=b""):
+        created = client.post("/files/", headers={**TUS, **who, "Upload-Concat": "partial", "Upload-Length": str(size)})
+        if send:
+            assert patch(client, who, path_of(created.headers["Location"]), 0, send).status_code == 204
+        return created.headers["Location"]
+
+    mine = partial(creator["auth"], 4, b"abcd")
+    unfinished = partial(creator["auth"], 10, b"abc")
+    theirs = partial(other_creator["auth"], 4, b"wxyz")
+    videos_before = len(platform.catalog.videos_by_creator(creator["id"]).items)
+    cases = [({"Upload-Concat": f"final;{mine} {unfinished}"}, 400),
+             ({"Upload-Concat": f"final;{mine} {theirs}"}, 403),
+             ({"Upload-Concat": f"final;{mine} /files/0123456789abcdef"}, 400),
+             ({"Upload-Concat": f"final;{mine} {mine}"}, 400),
+             ({"Upload-Concat": "final;"}, 400),
+             ({"Upload-Concat": "sideways"}, 400),
+             ({"Upload-Concat": f"final;{mine}", "Upload-Length": "4"}, 400)]
+    for headers, status in cases:
+        refused = client.post("/files/", headers={**auth, **headers, "Upload-Metadata": meta(filename="a.mp4")})
+        assert refused.status_code == status, (headers, refused.json)
+        assert refused.json["field"] in ("Upload-Concat", "Upload-Length"), refused.json
+    assert len(platform.catalog.videos_by_creator(creator["id"]).items) == videos_before  # nothing was made
+    assert client.head(path_of(mine), headers=auth).headers["Upload-Offset"] == "4"  # the pieces are intact

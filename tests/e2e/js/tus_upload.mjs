@@ -1,6 +1,10 @@
 // Uploads one file to a tus 1.0 endpoint with the unmodified tus-js-client, as a Node app would.
 //
 //   node tus_upload.mjs --endpoint URL/files/ --token T --file PATH [--abort-at 0.4] [--chunk-size BYTES]
+//                       [--parallel N]
+//
+// With --parallel N (N > 1), tus-js-client's parallelUploads: N partial uploads side by side, then the
+// final upload that concatenates them (the tus concatenation extension).
 //
 // With --abort-at, the first Upload is aborted once its progress passes that fraction, and a new
 // Upload object (a fresh process would do the same) resumes from the upload URL. Only the upload
@@ -8,12 +12,13 @@
 // rather than a silent restart from byte 0.
 //
 // Prints one JSON object per line on stdout:
-//   {"event":"created","url":...,"videoId":...}
+//   {"event":"partial","url":...}                   a partial upload created (--parallel)
+//   {"event":"created","url":...,"videoId":...}     the upload of the video (with --parallel: the final one)
 //   {"event":"aborted","bytesSent":...,"fraction":...,"acknowledged":...}
 //                                                    acknowledged: the offset the server last confirmed to a PATCH
 //   {"event":"resumed","offset":...,"heads":...}     offset: where the resumed upload's first accepted PATCH began
 //   {"event":"rejected","method":...,"status":...}   a non-2xx answer (tus-js-client retries 409/423/5xx)
-//   {"event":"success","url":...,"bytes":...}
+//   {"event":"success","url":...,"bytes":...,"ms":...}   ms: from start() to onSuccess
 //   {"event":"error","message":...}                  and exit status 1
 import fs from 'node:fs'
 import path from 'node:path'
@@ -41,6 +46,7 @@ function readOptions() {
       file: { type: 'string' },
       'abort-at': { type: 'string' },
       'chunk-size': { type: 'string' },
+      parallel: { type: 'string' },
     },
   })
   for (const required of ['endpoint', 'token', 'file']) {
@@ -50,7 +56,10 @@ function readOptions() {
   if (abortAt !== null && !(abortAt > 0 && abortAt < 1)) fail('--abort-at must be a fraction between 0 and 1')
   const chunkSize = values['chunk-size'] === undefined ? Number.POSITIVE_INFINITY : Number(values['chunk-size'])
   if (!(chunkSize > 0)) fail('--chunk-size must be a positive number of bytes')
-  return { endpoint: values.endpoint, token: values.token, file: values.file, abortAt, chunkSize }
+  const parallel = values.parallel === undefined ? 1 : Number(values.parallel)
+  if (!(Number.isInteger(parallel) && parallel >= 1)) fail('--parallel must be a whole number of uploads, 1 or more')
+  if (parallel > 1 && abortAt !== null) fail('--parallel and --abort-at do not go together')
+  return { endpoint: values.endpoint, token: values.token, file: values.file, abortAt, chunkSize, parallel }
 }
 
 function contentType(file) {
@@ -86,14 +95,16 @@ function firstAttempt(args, size) {
     const upload = new Upload(fs.createReadStream(args.file), {
       ...commonOptions(args, (req, res) => {
         if (req.getMethod() === 'POST' && res.getStatus() === 201) {
-          emit({ event: 'created', url: res.getHeader('Location'), videoId: res.getHeader('Video-Id') })
+          if (res.getHeader('Video-Id')) emit({ event: 'created', url: res.getHeader('Location'), videoId: res.getHeader('Video-Id') })
+          else emit({ event: 'partial', url: res.getHeader('Location') })
         }
         if (req.getMethod() === 'PATCH' && res.getStatus() === 204) {
           acknowledged = Number(res.getHeader('Upload-Offset'))
         }
       }),
       endpoint: args.endpoint,
-      uploadSize: size,
+      // parallelUploads takes the size from the file (its FileSource), and refuses uploadSize
+      ...(args.parallel > 1 ? { parallelUploads: args.parallel } : { uploadSize: size }),
       onProgress(bytesSent, bytesTotal) {
         if (args.abortAt === null || aborted || bytesSent < args.abortAt * bytesTotal) return
         aborted = true
@@ -136,10 +147,11 @@ function resumeAttempt(args, url, size) {
 async function main() {
   const args = readOptions()
   const size = (await fs.promises.stat(args.file)).size
+  const started = performance.now()
   const first = await firstAttempt(args, size)
   let url = first.url
   if (!first.finished) url = await resumeAttempt(args, first.url, size)
-  emit({ event: 'success', url, bytes: size })
+  emit({ event: 'success', url, bytes: size, ms: performance.now() - started })
   process.exit(0)
 }
 
