@@ -66,6 +66,8 @@ test-fast: venv ## unit tests only (fakes; no services)
 bench: deps ## upload, VOD and engine benchmarks; each prints ratios against a baseline measured in the same run
 	.venv/bin/python -m bench.upload_throughput
 	.venv/bin/python -m bench.chunk_ack_latency
+	.venv/bin/python -m bench.uploads_vs_tusd
+	.venv/bin/python -m bench.tus_parallel_uploads
 	.venv/bin/python -m bench.transcode_overhead
 	.venv/bin/python -m bench.ladder_vs_separate
 	.venv/bin/python -m bench.first_frame

@@ -1,8 +1,9 @@
 """A real Reelhouse stack for a benchmark: redis-server and the serving API (gunicorn), a creator.
 
 Started the way ``reelhouse up`` starts them (``reelhouse.ops`` builds the command lines and
-the Redis config), on free loopback ports, with every file under one temporary home. Both
-servers run in their own process group and are stopped by PID when the ``with`` block ends,
+the Redis config), on free loopback ports, with every file under one temporary home; with
+``nginx=True``, also nginx in front of the API (the config ``reelhouse up`` renders). Each
+server runs in its own process group and is stopped by PID when the ``with`` block ends,
 whether it ends normally, on an exception, on Ctrl-C or on SIGTERM.
 """
 from __future__ import annotations
@@ -20,7 +21,7 @@ from typing import Iterator, Optional
 import requests
 
 from reelhouse.bootstrap import Platform, bootstrap
-from reelhouse.ops import api_server, redis_server
+from reelhouse.ops import api_server, nginx_server, redis_server
 from reelhouse.settings import MiB, Settings
 from tests import procs
 
@@ -30,10 +31,17 @@ class LiveStack:
     settings: Settings
     platform: Platform  # the bench's own view of the same catalog, store and Redis
     token: str  # a creator's API token
+    with_nginx: bool = False
 
     @property
     def url(self) -> str:
         return self.settings.api_url
+
+    @property
+    def nginx_url(self) -> str:
+        if not self.with_nginx:
+            raise RuntimeError("this stack was started without nginx (live_stack(..., nginx=True))")
+        return self.settings.nginx_url
 
     def describe(self) -> str:
         return (f"gunicorn gthread, {self.settings.api_workers} workers x {self.settings.api_threads} threads; "
@@ -66,7 +74,14 @@ def work_folder(parent: Optional[Path] = None, keep: bool = False) -> Iterator[P
 
 
 @contextmanager
-def live_stack(home: Path, api_workers: int = 2, api_threads: int = 16, **overrides) -> Iterator[LiveStack]:
+def live_stack(home: Path, api_workers: Optional[int] = None, api_threads: Optional[int] = None, nginx: bool = False,
+               **overrides) -> Iterator[LiveStack]:
+    """``api_workers``, ``api_threads``: gunicorn's, by default the settings' (as ``reelhouse up``)."""
+    defaults = Settings.model_fields
+    api_workers = api_workers or defaults["api_workers"].default
+    api_threads = api_threads or defaults["api_threads"].default
+    if nginx:
+        overrides.setdefault("nginx_port", procs.free_port())
     settings = Settings(home=home, redis_port=procs.free_port(), api_port=procs.free_port(),
                         api_workers=api_workers, api_threads=api_threads, **overrides)
     with ExitStack() as cleanup:  # runs every registered stop, even when an earlier one fails
@@ -79,10 +94,15 @@ def live_stack(home: Path, api_workers: int = 2, api_threads: int = 16, **overri
         _start(cleanup, api_server.command(settings), home / "logs" / "api.out", environment)
         procs.wait_until(lambda: requests.get(f"{settings.api_url}/healthz", timeout=1).ok, 30, "the API")
 
+        if nginx:
+            nginx_server.prepare(settings)
+            _start(cleanup, nginx_server.command(settings), home / "logs" / "nginx.out")
+            procs.wait_until(lambda: nginx_server.is_ready(settings), 10, "nginx")
+
         platform = bootstrap(settings)
         cleanup.callback(platform.close)
         _, token = platform.creators.add("bench-creator")
-        yield LiveStack(settings=settings, platform=platform, token=token)
+        yield LiveStack(settings=settings, platform=platform, token=token, with_nginx=nginx)
 
 
 def _start(cleanup: ExitStack, command: list[str], log_path: Path, environment: Optional[dict] = None) -> None:
