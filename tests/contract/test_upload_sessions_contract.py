@@ -109,3 +109,19 @@ def test_a_session_left_silent_past_its_ttl_is_gone_but_the_sweeper_still_finds_
     assert upload_id == silent.id and last_state == silent
     assert sessions.get(renewed.id) == renewed
     assert set(sessions.registered()) == {silent.id, renewed.id}  # the registry outlives the TTL
+
+
+def test_a_session_without_a_video_is_no_video_s_upload(sessions):
+    """A tus partial upload has no video: nothing maps a video id (not even "") to it, and finishing or
+    forgetting it leaves the other sessions alone."""
+    partial = _session(video_id="", concat="partial")
+    other = _session(video_id="v2")
+    sessions.save(partial)
+    sessions.save(other)
+
+    assert sessions.get(partial.id).concat == "partial"
+    assert sessions.upload_id_for_video("") is None
+    sessions.mark_finished(partial)
+    assert sessions.get(partial.id).finished
+    assert sessions.upload_id_for_video("v2") == other.id
+    assert set(sessions.registered()) == {other.id}

@@ -119,3 +119,17 @@ def test_the_sweep_finishes_a_chunk_upload_whose_client_sent_every_chunk_but_nev
     assert (video.status, video.stage) == (VideoStatus.PROCESSING, Stage.QUEUED), video.reason
     assert platform.objects.get(video.source_bucket, video.source_key) == large_clip
     assert [job["video_id"] for job in platform.transcode_jobs()] == [session.video_id]
+
+
+def test_the_sweep_aborts_an_abandoned_partial_upload_which_has_no_video(platform):
+    """tus concatenation: a partial upload whose client went away is aborted like any other; no video
+    is touched, because it has none."""
+    partial = platform.uploads.concatenation.create_partial(ALICE, 3 * MiB, {})
+    append(platform, partial, 0, b"p" * MiB)
+    assert partial.video_id == "" and platform.sessions.upload_id_for_video("") is None
+    videos_before = len(platform.catalog.videos_by_creator(ALICE.id).items)
+
+    platform.sessions.expire(partial.id)
+    assert platform.sweep_after_ttl() == [partial.id]
+    assert platform.multipart_uploads() == []
+    assert len(platform.catalog.videos_by_creator(ALICE.id).items) == videos_before
