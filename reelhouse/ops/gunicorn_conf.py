@@ -80,6 +80,7 @@ def _read_length_without_copies(self, size):
 
 
 _original_unreader_init = _unreader.SocketUnreader.__init__
+_original_length_read = _body.LengthReader.read  # kept for tests/unit/test_gunicorn_body_reads.py
 
 
 def _unreader_init(self, sock, max_chunk=RECV_BYTES):
