@@ -10,15 +10,21 @@ completed upload: the video is ``processing/probing``.
 
 Unfinished partials cannot be concatenated (no ``concatenation-unfinished``): tus-js-client and Uppy
 create the final upload only once every partial is done.
+
+A final upload's id is derived from its creator and its partials, so a client that retries the
+creation after an API crash in the middle of the join gets the same upload and video back: the join
+resumes where the store says it stopped, and no second video is made.
 """
 from __future__ import annotations
 
+import hashlib
 import logging
 from typing import Iterator
 from urllib.parse import urlsplit
 
 from reelhouse.domain.creators import Principal, may_modify_video
 from reelhouse.domain.uploads import UploadSession, new_upload_id
+from reelhouse.ports import NoSuchUpload
 from reelhouse.services.errors import BadRequest, Forbidden, PayloadTooLarge, Unauthorized
 from reelhouse.services.upload_requests import NewUpload, check_size
 
@@ -68,21 +74,31 @@ class TusConcatenation:
         if not principal.is_creator:
             raise Unauthorized("uploading needs a creator's API token (Authorization: Bearer …)",
                                field="Authorization", code="missing_token")
+        final_id = hashlib.sha256(f"{principal.id}:{','.join(ids)}".encode()).hexdigest()[:32]
+        session = uploads.sessions.get(final_id)
+        if session is not None and session.finished:  # a retry after a lost answer
+            return session, uploads._video_answer(session.video_id)
         partials = [self._complete_partial(principal, upload_id) for upload_id in ids]
         size = sum(partial.size for partial in partials)
         if size > uploads.settings.upload_max_size:
             raise PayloadTooLarge(f"the partial uploads hold {size} bytes, over the limit of "
                                   f"{uploads.settings.upload_max_size}", field="Upload-Concat")
-        new.size = size
-        session = uploads.create(principal, new, "tus", metadata=metadata)
-        session.concat, session.concat_of = "final", [f"{site_url}/files/{upload_id}" for upload_id in ids]
-        uploads.sessions.save(session)
+        if session is None:
+            new.size = size
+            session = uploads.create(principal, new, "tus", metadata=metadata, upload_id=final_id)
+            session.concat, session.concat_of = "final", [f"{site_url}/files/{upload_id}" for upload_id in ids]
+            uploads.sessions.save(session)
         with uploads._lock(session.id):
-            blocks = self._bytes_of(partials)
-            if session.storage == "appends":
-                uploads.objects.append(session.bucket, session.key, session.multipart_id, 0, blocks)
-            else:
-                uploads._write_parts(session, 0, blocks)
+            try:
+                done = uploads._stored_offset(session)
+            except NoSuchUpload:
+                done = session.size  # joined and completed by the attempt that crashed after it
+            if done < session.size:  # resume the join where the store says it stopped
+                blocks = self._bytes_of(partials, skip=done)
+                if session.storage == "appends":
+                    uploads.objects.append(session.bucket, session.key, session.multipart_id, done, blocks)
+                else:
+                    uploads._write_parts(session, done, blocks)
             answer = uploads.finish(session)
         for partial in partials:
             uploads.objects.delete(partial.bucket, partial.key)
@@ -102,8 +118,14 @@ class TusConcatenation:
                              "uploads only", field="Upload-Concat", upload_id=upload_id)
         return partial
 
-    def _bytes_of(self, partials: list[UploadSession]) -> Iterator[bytes]:
+    def _bytes_of(self, partials: list[UploadSession], skip: int = 0) -> Iterator[bytes]:
+        """The partials' bytes in order, from byte ``skip`` of the whole."""
         for partial in partials:
-            with self.uploads.objects.open(partial.bucket, partial.key) as stream:
+            if skip >= partial.size:
+                skip -= partial.size
+                continue
+            byte_range = (skip, partial.size - 1) if skip else None
+            skip = 0
+            with self.uploads.objects.open(partial.bucket, partial.key, byte_range) as stream:
                 while block := stream.read(COPY_BLOCK):
                     yield block

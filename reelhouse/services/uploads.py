@@ -59,8 +59,9 @@ class UploadService:
     # ------------------------------------------------------------------ creation
     def create(self, principal: Principal, new: NewUpload, protocol: str,
                chunk_size: Optional[int] = None, metadata: Optional[dict] = None,
-               length_deferred: bool = False) -> UploadSession:
-        """``length_deferred`` (tus only): ``new.size`` is not known yet; a later PATCH declares it."""
+               length_deferred: bool = False, upload_id: Optional[str] = None) -> UploadSession:
+        """``length_deferred`` (tus only): ``new.size`` is not known yet; a later PATCH declares it.
+        ``upload_id``: chosen by the caller (a tus final upload's is derived from its partials)."""
         if not principal.is_creator:
             raise Unauthorized("uploading needs a creator's API token (Authorization: Bearer …)",
                                field="Authorization", code="missing_token")
@@ -68,7 +69,7 @@ class UploadService:
         bucket = self.settings.bucket_uploads
         key = f"sources/{principal.id}/{video_id}/source{new.extension}"
         session = UploadSession(
-            id=new_upload_id(), protocol=protocol, video_id=video_id, creator_id=principal.id,
+            id=upload_id or new_upload_id(), protocol=protocol, video_id=video_id, creator_id=principal.id,
             bucket=bucket, key=key, multipart_id="", size=new.size,
             chunk_size=check_chunk_size(chunk_size, self.settings.upload_chunk_size, MIN_PART_SIZE, MAX_CHUNK)
             if protocol == "chunks" else 0,

@@ -160,8 +160,12 @@ class InMemoryObjectStore(ObjectStore):
             if len(upload.appended) != offset:
                 raise InvalidWriteOffset(f"the upload holds {len(upload.appended)} bytes, not {offset}",
                                          len(upload.appended))
-            for block in blocks:  # kept block by block: an error part-way keeps what came before
+        # Kept block by block (an error part-way keeps what came before), without holding the lock while
+        # the blocks are produced: they may be read from this very store.
+        for block in blocks:
+            with self._lock:
                 upload.appended += block
+        with self._lock:
             return len(upload.appended)
 
     def upload_part_at(self, bucket: str, key: str, upload_id: str, part_number: int, offset: int,

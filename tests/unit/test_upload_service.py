@@ -274,3 +274,48 @@ def test_with_airflow_driving_a_finished_upload_waits_in_the_backlog_without_a_b
     platform.probe_pending()
     assert platform.transcode_jobs() == []
     assert [video.id for video in platform.catalog.videos_in_stage(Stage.QUEUED)] == [session.video_id]
+
+
+# ---------------------------------------------------------------------------------------------- concatenation
+@pytest.mark.parametrize("storage", ["appends", "parts"])
+def test_a_final_upload_cut_by_a_crash_resumes_on_the_clients_retry(tmp_path, clip, monkeypatch, storage):
+    """The API dies while joining the partials: the client's retry of the same final creation gets the
+    same upload and video, the join resumes where the store stopped, and no second video is made."""
+    platform = build_platform(tmp_path, storage=storage)
+    cuts = [0, len(clip) // 3, 2 * len(clip) // 3, len(clip)]
+    ids = []
+    for start, end in zip(cuts, cuts[1:]):
+        partial = platform.uploads.concatenation.create_partial(ALICE, end - start, {})
+        append(platform, partial, 0, clip[start:end])
+        ids.append(partial.id)
+    store_writes = "append" if storage == "appends" else "upload_part"
+    real = getattr(platform.objects, store_writes)
+
+    def dies_after_1000_bytes(*args):
+        *head, body = args
+        if store_writes == "append":
+            def first_bytes():
+                yield next(iter(body))[:1000]
+                raise RuntimeError("the API process died in the middle of the join")
+            return real(*head, first_bytes())
+        raise RuntimeError("the API process died in the middle of the join")
+
+    monkeypatch.setattr(platform.objects, store_writes, dies_after_1000_bytes)
+    new = new_upload(1, filename="joined.mp4")
+    with pytest.raises(RuntimeError):
+        platform.uploads.concatenation.create_final(ALICE, new, ids, {}, "http://api")
+    monkeypatch.undo()
+    [first] = platform.catalog.videos_by_creator(ALICE.id).items
+
+    session, answer = platform.uploads.concatenation.create_final(ALICE, new_upload(1, filename="joined.mp4"), ids,
+                                                                  {}, "http://api")
+    assert answer == {"video_id": first.id, "status": "processing", "stage": "probing"}
+    assert [video.id for video in platform.catalog.videos_by_creator(ALICE.id).items] == [first.id]
+    assert platform.objects.get(first.source_bucket, first.source_key) == clip
+    platform.probe_pending()
+    assert platform.video(first.id).stage == Stage.QUEUED
+    assert [job["video_id"] for job in platform.transcode_jobs()] == [first.id]
+    again = platform.uploads.concatenation.create_final(ALICE, new_upload(1, filename="joined.mp4"), ids, {},
+                                                        "http://api")
+    assert again[0].id == session.id and again[1]["stage"] == "queued"  # a retry after a lost answer
+    assert len(platform.transcode_jobs()) == 1
