@@ -15,11 +15,8 @@ letter or a digit):
     file ``NNNNN.<nonce>.data``. Only the pointer is replaced, atomically, so
     a part is all-or-nothing and uploading a part number again replaces it,
     even with several threads or processes uploading parts of one upload.
-    An upload written by appends has one file instead, ``appended.data``,
-    whose length is the upload's size; completing it renames that file into
-    place, so no byte is copied. If the process dies between that rename and
-    removing the upload's folder, the folder is left without its data file
-    while the object exists: the upload counts as completed.
+    An upload written by appends has one file instead, ``appended.data``
+    (``object_store_local_appends``), renamed into place on completion.
 ``.tmp/``
     objects being written, renamed into place once complete and fsynced:
     readers never see a partial object.
@@ -37,12 +34,10 @@ import stat
 import time
 import uuid
 from pathlib import Path
-from typing import BinaryIO, Iterable, Iterator, Optional
+from typing import BinaryIO, Iterator, Optional
 
 from reelhouse.adapters.local_files import (
     MISSING,
-    FileLengthMismatch,
-    append_at,
     chunks_of,
     concatenate,
     fsync_directory,
@@ -51,22 +46,22 @@ from reelhouse.adapters.local_files import (
     read_json,
     remove_empty_folders,
     write_fsynced,
-    write_at,
     write_json_atomically,
 )
+from reelhouse.adapters.object_store_local_appends import APPENDED, LocalAppends
 from reelhouse.adapters.object_store_rules import (
     DEFAULT_CONTENT_TYPE,
     check_completion,
     check_part_number,
     multipart_etag,
     no_such_bucket,
+    no_such_upload,
     resolve_byte_range,
 )
 from reelhouse.ports import (
     Body,
     InvalidPart,
     InvalidRange,
-    InvalidWriteOffset,
     NoSuchKey,
     NoSuchUpload,
     ObjectInfo,
@@ -80,13 +75,10 @@ LEFTOVER_AGE_S = 24 * 3600
 _BUCKET_NAME = re.compile(r"^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$")
 _UPLOAD_ID = re.compile(r"^[0-9a-f]{32}$")
 _PART_POINTER = re.compile(r"^(\d{5})\.json$")
-APPENDED = "appended.data"
 
 
-class LocalObjectStore(ObjectStore):
+class LocalObjectStore(LocalAppends, ObjectStore):
     engine = "local"
-
-    supports_append = True
 
     def __init__(self, root: Path, sync_uploads: bool = True):
         """``sync_uploads``: fsync each part and append before answering (durable against a power
@@ -193,7 +185,7 @@ class LocalObjectStore(ObjectStore):
             if self.sync_uploads:
                 fsync_directory(upload_dir)
         except MISSING:
-            raise _no_such_upload(upload_id, "it was aborted or completed while the part was written") from None
+            raise no_such_upload(upload_id, "it was aborted or completed while the part was written") from None
         if replaced and replaced.get("data") not in (data_path.name, APPENDED):
             # A data file orphaned by two writers racing here is removed with the upload.
             (upload_dir / replaced["data"]).unlink(missing_ok=True)
@@ -215,7 +207,7 @@ class LocalObjectStore(ObjectStore):
             concatenate([upload_dir / stored[part.part_number][1] for part in chosen], temp)
         except MISSING:
             if not (upload_dir / "upload.json").exists():
-                raise _no_such_upload(upload_id, "it was aborted or completed meanwhile") from None
+                raise no_such_upload(upload_id, "it was aborted or completed meanwhile") from None
             raise InvalidPart("a part was uploaded again while completing: list the parts and complete again") from None
         try:
             info = self._publish(temp, bucket, key, multipart_etag([part.etag for part in chosen]),
@@ -224,76 +216,6 @@ class LocalObjectStore(ObjectStore):
             temp.unlink(missing_ok=True)  # still there only if publishing failed
         self._discard_upload(upload_dir, upload_id)
         return info
-
-    # ------------------------------------------------------------------ appends
-    def appended_size(self, bucket: str, key: str, upload_id: str) -> int:
-        upload_dir, _ = self._upload(bucket, key, upload_id)
-        try:
-            return (upload_dir / APPENDED).stat().st_size
-        except MISSING:
-            self._raise_if_completed(bucket, key, upload_id)
-            return 0
-
-    def append(self, bucket: str, key: str, upload_id: str, offset: int, blocks: Iterable[bytes]) -> int:
-        upload_dir, _ = self._upload(bucket, key, upload_id)
-        data_path = upload_dir / APPENDED
-        if offset == 0 and not data_path.exists():
-            self._raise_if_completed(bucket, key, upload_id)
-        try:
-            size = append_at(data_path, offset, blocks, fsync=self.sync_uploads)
-        except FileLengthMismatch as mismatch:
-            raise InvalidWriteOffset(f"upload {upload_id} holds {mismatch.size} bytes; cannot append at "
-                                     f"{offset}", mismatch.size) from None
-        except BlockingIOError:
-            raise ObjectStoreError(f"another writer is appending to upload {upload_id}") from None
-        except MISSING:
-            raise _no_such_upload(upload_id, "it was aborted or completed while appending") from None
-        if offset == 0 and self.sync_uploads:
-            fsync_directory(upload_dir)  # the data file's name survives a power loss too
-        return size
-
-    def upload_part_at(self, bucket: str, key: str, upload_id: str, part_number: int, offset: int,
-                       body: Body) -> PartInfo:
-        check_part_number(part_number)
-        upload_dir, _ = self._upload(bucket, key, upload_id)
-        data_path = upload_dir / APPENDED
-        if not data_path.exists():
-            self._raise_if_completed(bucket, key, upload_id)
-        try:
-            size, etag = write_at(data_path, offset, chunks_of(body), fsync=self.sync_uploads)
-            # The pointer names the shared file and where the part lies in it; written after the
-            # bytes, so a listed part is always whole.
-            write_json_atomically(upload_dir / f"{part_number:05d}.json",
-                                  {"size": size, "etag": etag, "data": APPENDED, "offset": offset},
-                                  fsync=self.sync_uploads)
-            if self.sync_uploads:
-                fsync_directory(upload_dir)
-        except MISSING:
-            raise _no_such_upload(upload_id, "it was aborted or completed while the part was written") from None
-        return PartInfo(part_number=part_number, size=size, etag=etag)
-
-    def complete_append(self, bucket: str, key: str, upload_id: str) -> ObjectInfo:
-        upload_dir, manifest = self._upload(bucket, key, upload_id)
-        data_path = upload_dir / APPENDED
-        if not data_path.exists():
-            self._raise_if_completed(bucket, key, upload_id)
-            data_path.touch()  # nothing was appended: an empty object
-        self._require_bucket(bucket)
-        size = data_path.stat().st_size
-        # Not the bytes' md5 (that would read them all again); unique to this upload, as S3's
-        # multipart etags are not md5s of the object either.
-        etag = hashlib.md5(f"{upload_id}:{size}".encode(), usedforsecurity=False).hexdigest() + "-1"
-        info = self._publish(data_path, bucket, key, etag, manifest["content_type"])
-        self._discard_upload(upload_dir, upload_id)
-        return info
-
-    def _raise_if_completed(self, bucket: str, key: str, upload_id: str) -> None:
-        """An upload folder without its data file whose object exists was completed by a process
-        that died before removing the folder: finish that now and answer as S3 would."""
-        if self._object_path(bucket, key).is_file():
-            upload_dir = self._uploads_root / upload_id
-            self._discard_upload(upload_dir, upload_id)
-            raise _no_such_upload(upload_id, "it was completed")
 
     def abort_multipart(self, bucket: str, key: str, upload_id: str) -> None:
         try:
@@ -354,13 +276,13 @@ class LocalObjectStore(ObjectStore):
 
     def _upload(self, bucket: str, key: str, upload_id: str) -> tuple[Path, dict]:
         if not isinstance(upload_id, str) or not _UPLOAD_ID.match(upload_id):
-            raise _no_such_upload(upload_id)  # this check also keeps ids like '../x' from naming a path
+            raise no_such_upload(upload_id)  # this check also keeps ids like '../x' from naming a path
         upload_dir = self._uploads_root / upload_id
         manifest = read_json(upload_dir / "upload.json")
         if manifest is None:
-            raise _no_such_upload(upload_id)
+            raise no_such_upload(upload_id)
         if (manifest["bucket"], manifest["key"]) != (bucket, key):
-            raise _no_such_upload(upload_id, f"it is for {manifest['bucket']}/{manifest['key']}, not {bucket}/{key}")
+            raise no_such_upload(upload_id, f"it is for {manifest['bucket']}/{manifest['key']}, not {bucket}/{key}")
         return upload_dir, manifest
 
     def _stored_parts(self, upload_dir: Path, upload_id: str) -> dict[int, tuple[PartInfo, str]]:
@@ -369,7 +291,7 @@ class LocalObjectStore(ObjectStore):
         try:
             entries = list(os.scandir(upload_dir))
         except MISSING:
-            raise _no_such_upload(upload_id) from None
+            raise no_such_upload(upload_id) from None
         for entry in entries:
             match = _PART_POINTER.match(entry.name)
             pointer = read_json(Path(entry.path)) if match else None
@@ -459,7 +381,3 @@ def _keys_under(bucket_dir: Path, prefix: str) -> Iterator[str]:
 
 def _no_such_key(bucket: str, key: str) -> NoSuchKey:
     return NoSuchKey(f"no object {key!r} in bucket {bucket!r}")
-
-
-def _no_such_upload(upload_id: object, why: str = "it was never created, or was aborted or completed") -> NoSuchUpload:
-    return NoSuchUpload(f"no multipart upload {upload_id!r}: {why}")

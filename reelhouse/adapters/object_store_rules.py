@@ -12,7 +12,9 @@ from __future__ import annotations
 
 import hashlib
 
-from reelhouse.ports import MIN_PART_SIZE, EntityTooSmall, InvalidPart, InvalidRange, ObjectStoreError, PartInfo
+from reelhouse.ports import (
+    MIN_PART_SIZE, EntityTooSmall, InvalidPart, InvalidRange, NoSuchUpload, ObjectStoreError, PartInfo,
+)
 
 DEFAULT_CONTENT_TYPE = "application/octet-stream"
 MAX_PART_NUMBER = 10_000
@@ -58,6 +60,10 @@ def no_such_bucket(bucket: str) -> ObjectStoreError:
     error = ObjectStoreError(f"bucket {bucket!r} does not exist: create it with ensure_bucket()")
     error.code = "NoSuchBucket"
     return error
+
+
+def no_such_upload(upload_id: object, why: str = "it was never created, or was aborted or completed") -> NoSuchUpload:
+    return NoSuchUpload(f"no multipart upload {upload_id!r}: {why}")
 
 
 def check_part_order(parts: list[PartInfo]) -> None:

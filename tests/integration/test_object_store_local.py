@@ -214,6 +214,8 @@ def test_an_append_completion_cut_after_its_rename_counts_as_completed(local, mo
     monkeypatch.undo()
     assert (local.root / ".multipart" / upload_id).is_dir()
 
+    with pytest.raises(NoSuchUpload):  # not a fresh, empty file to append to
+        local.append("media", KEY, upload_id, len(data), [b"more"])
     with pytest.raises(NoSuchUpload):
         local.appended_size("media", KEY, upload_id)
     with pytest.raises(NoSuchUpload):
