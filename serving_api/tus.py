@@ -189,8 +189,13 @@ def _create_partial(who) -> Response:
     length = _int_header("Upload-Length")
     if length is None:
         raise BadRequest("a partial upload needs its Upload-Length", field="Upload-Length")
-    session = platform().uploads.concatenation.create_partial(who, length, _metadata(request.headers.get(
-        "Upload-Metadata")))
+    try:
+        session = platform().uploads.concatenation.create_partial(who, length, _metadata(request.headers.get(
+            "Upload-Metadata")))
+    except ServiceError as exc:
+        if exc.field == "size":
+            exc.field = "Upload-Length"
+        raise
     response = _created(session)
     response.headers["Upload-Offset"] = "0"
     response.headers["Upload-Concat"] = "partial"

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import time
 from contextlib import contextmanager
-from typing import Iterator
+from typing import Iterator, Optional
 
 from reelhouse.ports import Coordination, CoordinationKeys, Lease
 from reelhouse.services.errors import Locked
@@ -37,3 +37,17 @@ def upload_lock(coordination: Coordination, upload_id: str, ttl_ms: int) -> Iter
         yield HeldUpload(lease)
     finally:
         lease.release()
+
+
+def wait_for_writer(coordination: Coordination, upload_id: str, ttl_ms: int, wait_ms: int) -> Optional[Lease]:
+    """The upload's lock, waiting up to ``wait_ms`` for the request that holds it to let go; None if it
+    still writes then. A HEAD takes it, so the offset it reports counts every byte that writer kept."""
+    key = CoordinationKeys.upload_lock(upload_id)
+    deadline = time.monotonic() + wait_ms / 1000
+    pause = 0.005
+    while True:
+        lease = coordination.acquire(key, ttl_ms, holder="upload")
+        if lease is not None or time.monotonic() >= deadline:
+            return lease
+        time.sleep(pause)
+        pause = min(pause * 2, 0.05)

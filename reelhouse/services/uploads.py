@@ -10,7 +10,6 @@ cut into multipart parts where it has not (S3, ``tus_parts``).
 """
 from __future__ import annotations
 
-import hashlib
 import logging
 import time
 from typing import BinaryIO, Iterator, Optional
@@ -19,27 +18,28 @@ from reelhouse.domain.creators import Principal, may_modify_video
 from reelhouse.domain.videos import Stage, Video, VideoStatus, new_video_id
 from reelhouse.domain.uploads import UploadSession, new_upload_id
 from reelhouse.ports import (
-    MIN_PART_SIZE, Bus, Catalog, Coordination, CoordinationKeys, InvalidWriteOffset, NoSuchUpload, ObjectStore,
+    MIN_PART_SIZE, Bus, Catalog, Coordination, InvalidWriteOffset, NoSuchUpload, ObjectStore,
     UploadSessionStore,
 )
 from reelhouse.services.errors import (
-    BadRequest, ChecksumMismatch, Conflict, Forbidden, NotFound, PayloadTooLarge, Unauthorized,
+    BadRequest, Conflict, Forbidden, NotFound, PayloadTooLarge, Unauthorized,
 )
 from reelhouse.services.tus_concat import TusConcatenation
+from reelhouse.services.upload_chunks import ChunkUploads
 from reelhouse.services.tus_parts import TusPartWriter, tus_progress
 from reelhouse.services.upload_probe import UploadProber
 from reelhouse.services.upload_requests import NewUpload, check_chunk_size
-from reelhouse.services.upload_lock import HeldUpload, upload_lock
+from reelhouse.services.upload_bodies import body_blocks, verified_body
+from reelhouse.services.upload_lock import upload_lock, wait_for_writer
 from reelhouse.settings import Settings
 
 log = logging.getLogger("reelhouse.uploads")
 
-READ_BLOCK = 1024 * 1024
 MAX_CHUNK = 100 * 1024 * 1024
 RENEW_WITHIN = 0.95  # renew a session whose remaining TTL fell below this share of the whole
 
 
-class UploadService:
+class UploadService(ChunkUploads):
     def __init__(self, settings: Settings, objects: ObjectStore, catalog: Catalog, bus: Bus,
                  sessions: UploadSessionStore, coordination: Coordination, prober: Optional[UploadProber] = None):
         self.settings, self.objects, self.catalog, self.bus = settings, objects, catalog, bus
@@ -104,80 +104,6 @@ class UploadService:
             raise Forbidden("this upload belongs to another creator", field="upload_id")
         return session
 
-    # ------------------------------------------------------------------ chunk API
-    def put_chunk(self, principal: Principal, upload_id: str, chunk_number: int, body: BinaryIO,
-                  content_length: Optional[int], digest: Optional[bytes]) -> dict:
-        session = self.session_for(principal, upload_id)
-        if session.protocol != "chunks":
-            raise Conflict("this upload uses tus; send its data with PATCH /files/<id>", field="upload_id")
-        if session.finished:
-            raise Conflict("this upload is already complete", field="upload_id", code="upload_complete",
-                           video_id=session.video_id)
-        if not 1 <= chunk_number <= session.total_chunks:
-            raise BadRequest(f"chunk_number must be between 1 and {session.total_chunks}", field="chunk_number")
-        expected = session.expected_chunk_size(chunk_number)
-        if content_length is not None and content_length != expected:
-            raise BadRequest(f"chunk {chunk_number} must be {expected} bytes, got {content_length}",
-                             field="chunk", expected_size=expected)
-        data = body.read(expected + 1)
-        if len(data) != expected:
-            raise BadRequest(f"chunk {chunk_number} must be {expected} bytes, got {len(data)}",
-                             field="chunk", expected_size=expected)
-        if digest is not None and hashlib.sha256(data).digest() != digest:
-            raise BadRequest("the chunk's sha-256 does not match its Content-Digest header",
-                             field="Content-Digest", code="digest_mismatch")
-        if session.storage == "appends":  # in place: completing the upload then copies nothing
-            part = self.objects.upload_part_at(session.bucket, session.key, session.multipart_id, chunk_number,
-                                               (chunk_number - 1) * session.chunk_size, data)
-        else:
-            part = self.objects.upload_part(session.bucket, session.key, session.multipart_id, chunk_number, data)
-        self._renew(session)
-        return {"upload_id": upload_id, "chunk_number": chunk_number, "status": "completed",
-                "size": part.size, "etag": part.etag}
-
-    def chunk_status(self, principal: Principal, upload_id: str) -> dict:
-        session = self.session_for(principal, upload_id)
-        try:
-            parts = None if session.finished else {p.part_number: p.size for p in self._parts(session)}
-        except NoSuchUpload:  # the object completed; `finish` did not get to record it
-            parts = None
-        if parts is None:
-            parts = {n: session.expected_chunk_size(n) for n in range(1, session.total_chunks + 1)}
-        if session.protocol == "chunks":
-            received = sorted(n for n, size in parts.items() if size == session.expected_chunk_size(n))
-            missing = [n for n in range(1, session.total_chunks + 1) if n not in parts]
-            bytes_received = sum(parts[n] for n in received)
-        else:
-            received, missing = [], []
-            try:
-                bytes_received = session.size if session.finished else self._stored_offset(session)
-            except NoSuchUpload:
-                bytes_received = session.size
-        return {
-            "upload_id": session.id, "video_id": session.video_id, "protocol": session.protocol,
-            "filename": session.filename, "size": session.size, "chunk_size": session.chunk_size,
-            "total_chunks": session.total_chunks, "received_chunks": received, "missing_chunks": missing,
-            "bytes_received": bytes_received, "expires_at": session.expires_at, "complete": session.finished,
-        }
-
-    def complete_chunks(self, principal: Principal, upload_id: str) -> dict:
-        session = self.session_for(principal, upload_id)
-        if session.protocol != "chunks":
-            raise Conflict("this upload uses tus; it completes when its last byte arrives", field="upload_id")
-        if session.finished:  # a retry after a lost answer: report, never queue twice
-            return self._video_answer(session.video_id)
-        with self._lock(session.id):
-            try:
-                parts = {p.part_number: p for p in self._parts(session)}
-            except NoSuchUpload:
-                parts = None  # completed earlier by a request that did not live to answer
-            if parts is not None:
-                missing = [n for n in range(1, session.total_chunks + 1) if n not in parts]
-                if missing:
-                    raise Conflict(f"{len(missing)} chunk(s) missing", field="chunk_number",
-                                   code="missing_chunks", missing_chunks=missing)
-            return self.finish(session)
-
     def _video_answer(self, video_id: str) -> dict:
         video = self.catalog.get_video(video_id)
         if video is None:
@@ -195,7 +121,8 @@ class UploadService:
             return session, session.size
         # A PATCH may still hold the upload: its client cut the request and asks at once. Waiting for
         # it to let go makes the answer count every byte that request keeps, so a resume never gets 409.
-        lease = self._wait_for_writer(session.id)
+        lease = wait_for_writer(self.coordination, session.id, self.settings.upload_lock_ttl_ms,
+                                self.settings.upload_head_wait_ms)
         try:
             try:
                 offset = self._stored_offset(session)
@@ -209,18 +136,6 @@ class UploadService:
             if lease is not None:
                 lease.release()
         return session, offset
-
-    def _wait_for_writer(self, upload_id: str):
-        """The upload's lock, waiting up to ``upload_head_wait_ms`` for a writer; None if it still writes."""
-        key = CoordinationKeys.upload_lock(upload_id)
-        deadline = time.monotonic() + self.settings.upload_head_wait_ms / 1000
-        pause = 0.005
-        while True:
-            lease = self.coordination.acquire(key, self.settings.upload_lock_ttl_ms, holder="upload")
-            if lease is not None or time.monotonic() >= deadline:
-                return lease
-            time.sleep(pause)
-            pause = min(pause * 2, 0.05)
 
     def _stored_offset(self, session: UploadSession) -> int:
         """Bytes of a tus upload in the store; raises NoSuchUpload once its object is complete."""
@@ -261,8 +176,8 @@ class UploadService:
                 raise PayloadTooLarge(f"the request carries {content_length} bytes but only {remaining} remain",
                                       field="Content-Length")
             if checksum is not None:
-                body = self._verified_body(body, content_length, remaining, checksum)
-            blocks = _body_blocks(body, remaining, session.id, lock)
+                body = verified_body(body, content_length, remaining, checksum)
+            blocks = body_blocks(body, remaining, session.id, lock)
             if session.storage == "appends":
                 try:
                     new_offset = self.objects.append(session.bucket, session.key, session.multipart_id, offset, blocks)
@@ -302,33 +217,6 @@ class UploadService:
             writer.abandon()
             raise
         return writer.close(final=offset + received == session.size and not session.length_deferred)
-
-    def _verified_body(self, body: BinaryIO, content_length: Optional[int], remaining: int,
-                       checksum: tuple[str, bytes]) -> BinaryIO:
-        """The checksum extension: nothing is stored unless the whole body matches."""
-        import tempfile
-
-        algorithm, expected = checksum
-        digest = hashlib.new(algorithm)
-        spool = tempfile.SpooledTemporaryFile(max_size=16 * 1024 * 1024)
-        received = 0
-        while received < remaining:
-            block = body.read(min(READ_BLOCK, remaining - received))
-            if not block:
-                break
-            digest.update(block)
-            spool.write(block)
-            received += len(block)
-        if content_length is not None and received != content_length:
-            spool.close()
-            raise ChecksumMismatch("the request body ended before Content-Length bytes arrived; nothing was stored",
-                                   field="Upload-Checksum")
-        if digest.digest() != expected:
-            spool.close()
-            raise ChecksumMismatch(f"the body's {algorithm} does not match Upload-Checksum; nothing was stored",
-                                   field="Upload-Checksum")
-        spool.seek(0)
-        return spool
 
     def terminate(self, principal: Principal, upload_id: str) -> None:
         session = self.session_for(principal, upload_id)
@@ -455,20 +343,3 @@ class UploadService:
             swept.append(upload_id)
         return swept
 
-
-def _body_blocks(body: BinaryIO, remaining: int, upload_id: str, lock: HeldUpload) -> Iterator[bytes]:
-    """A request body, block by block, renewing the upload's lock; ends quietly where a client that
-    went away mid-request ended it (what arrived is kept)."""
-    received = 0
-    while received < remaining:
-        try:
-            block = body.read(min(READ_BLOCK, remaining - received))
-        except Exception as exc:
-            log.info("upload %s: request body ended early after %d bytes (%s)", upload_id, received,
-                     type(exc).__name__)
-            return
-        if not block:
-            return
-        received += len(block)
-        yield block
-        lock.renew_if_due()

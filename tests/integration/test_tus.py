@@ -366,6 +366,10 @@ def test_concatenation_joins_partial_uploads_into_one_video(client, creator, cli
     assert head.headers["Upload-Offset"] == str(len(data))
     assert patch(client, creator["auth"], location, 0, b"x").status_code == 403
     assert "concatenation" in client.options("/files/").headers["Tus-Extension"].split(",")
+    for length in ("0", None):  # a partial upload needs a length, and one of at least a byte
+        headers = {**auth, "Upload-Concat": "partial", **({"Upload-Length": length} if length else {})}
+        empty = client.post("/files/", headers=headers)
+        assert empty.status_code == 400 and empty.json["field"] == "Upload-Length", empty.json
 
 
 def test_concatenation_refuses_pieces_that_are_unfinished_unknown_or_someone_elses(
