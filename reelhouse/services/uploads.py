@@ -26,7 +26,7 @@ from reelhouse.services.errors import (
 )
 from reelhouse.services.tus_concat import TusConcatenation
 from reelhouse.services.upload_chunks import ChunkUploads
-from reelhouse.services.tus_parts import TusPartWriter, tus_progress
+from reelhouse.services.tus_parts import TusPartWriter, TusProgress, tus_progress
 from reelhouse.services.upload_probe import UploadProber
 from reelhouse.services.upload_requests import NewUpload, check_chunk_size
 from reelhouse.services.upload_bodies import body_blocks, verified_body
@@ -159,7 +159,9 @@ class UploadService(ChunkUploads):
                            offset=session.size)
         with self._lock(session.id) as lock:
             try:
-                stored = self._stored_offset(session)
+                # parts: the listing that gives the offset also tells the writer where it resumes
+                progress = None if session.storage == "appends" else tus_progress(self.objects, session)
+                stored = self._stored_offset(session) if progress is None else progress.offset
             except NoSuchUpload:  # completed by a request that died in `finish`: finish it now
                 answer = self.finish(session)
                 if offset == session.size and not content_length:
@@ -185,7 +187,7 @@ class UploadService(ChunkUploads):
                     raise Conflict(f"Upload-Offset {offset} does not match the upload's offset {moved.size}",
                                    field="Upload-Offset", code="offset_mismatch", offset=moved.size) from None
             else:
-                new_offset = self._write_parts(session, offset, blocks)
+                new_offset = self._write_parts(session, offset, blocks, progress)
             self._renew(session)
             result = {"offset": new_offset, "session": session, "finished": None}
             if new_offset == session.size and not session.length_deferred:
@@ -206,8 +208,9 @@ class UploadService(ChunkUploads):
         self.sessions.save(session)
         log.info("upload %s: length declared, %d bytes", session.id, length)
 
-    def _write_parts(self, session: UploadSession, offset: int, blocks: Iterator[bytes]) -> int:
-        writer = TusPartWriter(self.objects, session, tus_progress(self.objects, session))
+    def _write_parts(self, session: UploadSession, offset: int, blocks: Iterator[bytes],
+                     progress: Optional[TusProgress] = None) -> int:
+        writer = TusPartWriter(self.objects, session, progress or tus_progress(self.objects, session))
         received = 0
         try:
             for block in blocks:
