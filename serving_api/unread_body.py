@@ -41,6 +41,18 @@ class CountingInput:
         self.consumed += len(data)
         return data
 
+    def readinto(self, buffer) -> int:
+        readinto = getattr(self._stream, "readinto", None)
+        if readinto is None:  # a server whose input has none
+            view = memoryview(buffer).cast("B")
+            data = self._stream.read(len(view))
+            view[:len(data)] = data
+            count = len(data)
+        else:
+            count = readinto(buffer) or 0
+        self.consumed += count
+        return count
+
     def readline(self, *size) -> bytes:
         line = self._stream.readline(*size)
         self.consumed += len(line)

@@ -95,10 +95,13 @@ def displayed_size(width: int, height: int, sample_aspect: Fraction, rotation: i
     return width, height
 
 
-def probe(location: str, ffprobe_bin: str = "ffprobe", timeout_s: float = 60.0) -> MediaInfo:
+def probe(location: str, ffprobe_bin: str = "ffprobe", timeout_s: float = 60.0, niceness: int = 0) -> MediaInfo:
     """Probe a local path or URL; raises NotAVideo for anything that is not a playable video, and
-    ProbeInterrupted when ffprobe was killed or timed out (a transient failure, not a verdict)."""
+    ProbeInterrupted when ffprobe was killed or timed out (a transient failure, not a verdict).
+    ``niceness`` > 0 runs ffprobe under ``nice``: below the requests of the process that asks."""
     cmd = [ffprobe_bin, "-v", "error", "-print_format", "json", "-show_format", "-show_streams", location]
+    if niceness > 0:
+        cmd = ["nice", "-n", str(niceness), *cmd]  # nice execs ffprobe: its exit status is ffprobe's
     try:
         done = subprocess.run(cmd, capture_output=True, timeout=timeout_s, check=False)
     except subprocess.TimeoutExpired as exc:

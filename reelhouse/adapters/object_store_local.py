@@ -86,6 +86,7 @@ class LocalObjectStore(LocalAppends, ObjectStore):
         as tusd's file store). Whole objects written by ``put`` are always fsynced."""
         self.root = Path(root).resolve()
         self.sync_uploads = sync_uploads
+        self._known_uploads: dict[str, tuple[str, str]] = {}  # upload id -> (bucket, key): LocalAppends
         self._meta_root = self.root / ".meta"
         self._uploads_root = self.root / ".multipart"
         self._tmp = self.root / ".tmp"

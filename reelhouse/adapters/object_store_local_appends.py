@@ -9,6 +9,7 @@ as completed.
 from __future__ import annotations
 
 import hashlib
+from pathlib import Path
 from typing import Iterable
 
 from reelhouse.adapters.local_files import (
@@ -28,20 +29,36 @@ APPENDED = "appended.data"
 
 class LocalAppends:
     """Uses LocalObjectStore's ``_upload``, ``_publish``, ``_discard_upload``, ``_object_path``,
-    ``_require_bucket``, ``_uploads_root`` and ``sync_uploads``."""
+    ``_require_bucket``, ``_uploads_root``, ``_known_uploads`` (a dict) and ``sync_uploads``."""
 
     supports_append = True
+    _KNOWN_LIMIT = 4096
+
+    def _appends_folder(self, bucket: str, key: str, upload_id: str) -> Path:
+        """The upload's folder. Its manifest never changes, so it is read once per process and
+        upload (every PATCH asks twice); whether the folder still exists is for the caller's next
+        file operation to find out (MISSING)."""
+        known = self._known_uploads
+        if known.get(upload_id) == (bucket, key):
+            return self._uploads_root / upload_id
+        upload_dir, _ = self._upload(bucket, key, upload_id)
+        if len(known) >= self._KNOWN_LIMIT:
+            known.clear()
+        known[upload_id] = (bucket, key)
+        return upload_dir
 
     def appended_size(self, bucket: str, key: str, upload_id: str) -> int:
-        upload_dir, _ = self._upload(bucket, key, upload_id)
+        upload_dir = self._appends_folder(bucket, key, upload_id)
         try:
             return (upload_dir / APPENDED).stat().st_size
         except MISSING:
             self._raise_if_completed(bucket, key, upload_id)
+            if not upload_dir.is_dir():
+                raise no_such_upload(upload_id, "it was aborted") from None
             return 0
 
     def append(self, bucket: str, key: str, upload_id: str, offset: int, blocks: Iterable[bytes]) -> int:
-        upload_dir, _ = self._upload(bucket, key, upload_id)
+        upload_dir = self._appends_folder(bucket, key, upload_id)
         data_path = upload_dir / APPENDED
         if not data_path.exists():  # nothing appended yet, or completed (then the file must not be made again)
             self._raise_if_completed(bucket, key, upload_id)

@@ -27,6 +27,7 @@ from reelhouse.settings import Settings
 log = logging.getLogger("reelhouse.uploads")
 
 LEASE_MARGIN_MS = 5_000
+PROBE_NICENESS = 10  # ffprobe runs below the API's requests: a burst of completions leaves PATCHes their CPU
 
 
 class UploadProber:
@@ -107,7 +108,8 @@ class UploadProber:
     def _probe_and_queue(self, video: Video, location: str) -> bool:
         """Whether the video got its verdict (queued or rejected)."""
         try:
-            media = self._probe_file(location, self.settings.ffprobe_bin, self.settings.upload_probe_timeout_s)
+            media = self._probe_file(location, self.settings.ffprobe_bin, self.settings.upload_probe_timeout_s,
+                                     niceness=PROBE_NICENESS)
         except ProbeInterrupted as exc:
             return self._interrupted(video, str(exc))
         except NotAVideo as exc:

@@ -179,7 +179,7 @@ class UploadService(ChunkUploads):
                                       field="Content-Length")
             if checksum is not None:
                 body = verified_body(body, content_length, remaining, checksum)
-            blocks = body_blocks(body, remaining, session.id, lock)
+            blocks = body_blocks(body, remaining, session.id, lock, content_length)
             if session.storage == "appends":
                 try:
                     new_offset = self.objects.append(session.bucket, session.key, session.multipart_id, offset, blocks)

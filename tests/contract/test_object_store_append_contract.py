@@ -98,6 +98,14 @@ def test_an_aborted_or_unknown_upload_takes_no_appends(store, bucket):
     with pytest.raises(NoSuchKey):
         store.head(bucket, KEY)
 
+    # aborted before any byte came, after its size was asked (a HEAD): nothing is left to append to
+    empty = store.create_multipart(bucket, KEY)
+    assert store.appended_size(bucket, KEY, empty) == 0
+    store.abort_multipart(bucket, KEY, empty)
+    for call in (lambda: store.appended_size(bucket, KEY, empty), lambda: store.append(bucket, KEY, empty, 0, [b"d"])):
+        with pytest.raises(NoSuchUpload):
+            call()
+
 
 def test_an_upload_with_nothing_appended_completes_empty(store, bucket):
     upload_id = store.create_multipart(bucket, KEY)

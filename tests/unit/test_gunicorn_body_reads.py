@@ -66,3 +66,60 @@ def test_body_reads_return_what_was_asked_until_the_body_ends(seed):
         got.append(block)
         at += len(block)
     assert b"".join(got) == data
+
+
+def _mixed_reads(body, rng) -> list[bytes]:
+    """Reads and readintos of random sizes, as an app might mix them, until the body ends."""
+    got = []
+    while True:
+        if rng.random() < 0.3:
+            block = gunicorn_conf._read_in_large_blocks(body, rng.choice([1, 1000, 70_000]))
+        else:
+            buffer = bytearray(rng.choice([1, 4096, 256 * 1024, 1 << 20]))
+            count = gunicorn_conf._body_readinto(body, buffer)
+            block = bytes(buffer[:count])
+        if not block:
+            return got
+        got.append(block)
+
+
+@pytest.mark.parametrize("seed", range(6))
+def test_readinto_from_a_socket_gives_the_body_and_leaves_the_next_request(seed):
+    """What the head's read pulled past the headers comes first, then recv_into; a Content-Length
+    shorter than what the client sent leaves the rest (its next request) on the connection."""
+    import socket
+    import threading
+
+    from gunicorn.http.unreader import SocketUnreader
+
+    rng = random.Random(200 + seed)
+    data = rng.randbytes(rng.randint(1, 2_000_000))
+    declared = rng.randint(0, len(data))
+    already_read = rng.randint(0, min(len(data), 300_000))  # what gunicorn read with the head
+    ours, theirs = socket.socketpair()
+    sender = threading.Thread(target=lambda: (theirs.sendall(data[already_read:]), theirs.shutdown(socket.SHUT_WR)))
+    sender.start()
+    try:
+        unreader = SocketUnreader(ours)
+        unreader.unread(data[:already_read])
+        body = gunicorn_body.Body(gunicorn_body.LengthReader(unreader, declared))
+        got = _mixed_reads(body, rng)
+        assert b"".join(got) == data[:declared]
+        rest = [unreader.read()]
+        while chunk := ours.recv(1 << 20):
+            rest.append(chunk)
+        assert b"".join(rest) == data[declared:]
+    finally:
+        sender.join()
+        ours.close()
+        theirs.close()
+
+
+@pytest.mark.parametrize("seed", range(4))
+def test_readinto_without_a_socket_falls_back_to_gunicorns_reads(seed):
+    rng = random.Random(300 + seed)
+    data = rng.randbytes(rng.randint(1, 1_000_000))
+    declared = rng.randint(0, len(data))
+    reader = gunicorn_body.LengthReader(IterUnreader(_pieces(data, rng)), declared)
+    assert b"".join(_mixed_reads(gunicorn_body.Body(reader), rng)) == data[:declared]
+    assert reader.unreader.read() + b"".join(iter(reader.unreader.read, b"")) == data[declared:]

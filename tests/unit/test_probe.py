@@ -80,3 +80,25 @@ def test_an_anamorphic_clip_probes_at_its_displayed_size(tmp_path):
                     str(clip)], check=True)
     info = probe(str(clip))
     assert (info.width, info.height, info.coded_width, info.sample_aspect_ratio) == (854, 480, 720, "32:27")
+
+
+def test_a_niced_probe_runs_ffprobe_below_its_caller_and_keeps_its_verdicts(tmp_path):
+    """The API probes completed uploads in its background at niceness 10: the ffprobe that runs is
+    niced (seen from inside it), its answer is the same, and a non-video is still rejected."""
+    import os
+    import shutil
+    import sys
+
+    seen = tmp_path / "niceness"
+    wrapper = tmp_path / "ffprobe"
+    wrapper.write_text(f"#!{sys.executable}\nimport os, sys\nopen({str(seen)!r}, 'w').write(str(os.nice(0)))\n"
+                       f"os.execv({shutil.which('ffprobe')!r}, ['ffprobe', *sys.argv[1:]])\n")
+    wrapper.chmod(0o755)
+    clip = media.make_clip(tmp_path / "c.mp4", seconds=1, size="160x90")
+
+    assert probe(str(clip), str(wrapper), niceness=10) == probe(str(clip))
+    assert int(seen.read_text()) == min(os.nice(0) + 10, 19)
+    bogus = tmp_path / "x.mp4"
+    bogus.write_bytes(b"hello world" * 100)
+    with pytest.raises(NotAVideo):
+        probe(str(bogus), str(wrapper), niceness=10)

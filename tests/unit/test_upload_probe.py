@@ -21,11 +21,11 @@ class KilledProbes:
     def __init__(self, kills: int):
         self.kills, self.calls = kills, 0
 
-    def __call__(self, location, ffprobe_bin="ffprobe", timeout_s=60.0):
+    def __call__(self, location, ffprobe_bin="ffprobe", timeout_s=60.0, niceness=0):
         self.calls += 1
         if self.calls <= self.kills:
             raise ProbeInterrupted("ffprobe was killed by signal 15")
-        return probe(location, ffprobe_bin, timeout_s)
+        return probe(location, ffprobe_bin, timeout_s, niceness)
 
 
 def _uploaded(platform, clip):
