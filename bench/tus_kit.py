@@ -80,6 +80,7 @@ class Server:
 
     @property
     def is_tusd(self) -> bool:
+        """No Reelhouse behind it (tusd, or a floor of bench/tus_floor.py): its files are just files."""
         return self.stack is None
 
 
@@ -92,6 +93,23 @@ def start_tusd(cleanup: ExitStack, binary: Path, folder: Path) -> Server:
     _start(cleanup, command, folder / "logs" / "tusd.log")
     procs.wait_until(lambda: procs.port_open(port), 15, "tusd")
     return Server(name="tusd", port=port, upload_dir=upload_dir)
+
+
+FLOOR_APPS = {"python floor: gunicorn": "bench.tus_floor:wsgi_app",
+              "python floor: gunicorn+Flask": "bench.tus_floor:flask_app"}
+
+
+def start_floor(cleanup: ExitStack, folder: Path, name: str, workers: int, threads: int) -> Server:
+    """One of bench/tus_floor.py's apps under the API's gunicorn command (gthread, its config), files in
+    ``folder/<name>``; emptied after each run like tusd's store."""
+    port, upload_dir = procs.free_port(), folder / re.sub(r"\W+", "-", name)
+    upload_dir.mkdir(parents=True)
+    command = [sys.executable, "-m", "gunicorn", "--config", "python:reelhouse.ops.gunicorn_conf",
+               "--worker-class", "gthread", "--workers", str(workers), "--threads", str(threads),
+               "--bind", f"127.0.0.1:{port}", "--log-level", "warning", FLOOR_APPS[name]]
+    _start(cleanup, command, folder / "logs" / f"{upload_dir.name}.log", {**os.environ, "TUS_FLOOR_DIR": str(upload_dir)})
+    procs.wait_until(lambda: procs.port_open(port), 20, name)
+    return Server(name=name, port=port, upload_dir=upload_dir)
 
 
 @dataclass

@@ -14,6 +14,9 @@ round, and the ratios Reelhouse ÷ tusd are taken within a round, then their med
   b. 50 uploads at once x 20 PATCHes of 1 MiB: PATCH latency p50/p95/p99/max, share under 100 ms;
   c. 200 uploads at once x 5 PATCHes of 1 MiB: the same, the final PATCHes, and the wait before the
      API took each PATCH up (client time − the API's logged time for it, matched by X-Request-Id);
+  Floors (b and c; --no-floors skips them): bench/tus_floor.py's bare tus apps, plain WSGI and a Flask
+  route, under the API's own gunicorn command: what Python, gunicorn and Flask cost before any of
+  Reelhouse's work (Redis, authentication, sessions, logs), so the ratios to tusd can be read against them.
   d. (--s3) scenario a's upload to a Reelhouse on the S3 store (moto_server), against a plain boto3
      multipart upload of the same bytes to the same moto_server.
 
@@ -34,8 +37,8 @@ from typing import Callable, Optional
 from bench.live_stack import live_stack, work_folder
 from bench.report import Stopwatch, busy_line, median, percentile, table, write_results
 from bench.tus_kit import (
-    S3_KEYS, Server, boto3_multipart, clear, make_sized_video, read_api_log, start_moto, start_tusd, tus_upload,
-    tusd_binary, upload_together,
+    FLOOR_APPS, S3_KEYS, Server, boto3_multipart, clear, make_sized_video, read_api_log, start_floor, start_moto,
+    start_tusd, tus_upload, tusd_binary, upload_together,
 )
 from reelhouse.settings import MiB, Settings
 
@@ -250,7 +253,7 @@ def report_crowd(label: str, runs: dict[str, list[dict]], goals: list) -> None:
                 sum(len(r["errors"]) for r in per_round)]
         rows.append(row)
         waits.append(_wait_row(name, per_round))
-        if name == tusd:
+        if name == tusd or name in FLOOR_APPS:
             continue
         p50 = percentile(every, .5) if every else None
         if label == "b":
@@ -299,6 +302,7 @@ def main() -> None:
     parser.add_argument("--api-threads", type=int, default=defaults["api_threads"].default,
                         help=f"threads per worker (default: Settings' {defaults['api_threads'].default})")
     parser.add_argument("--no-tusd", action="store_true", help="measure Reelhouse alone (no ratios to tusd)")
+    parser.add_argument("--no-floors", action="store_true", help="skip the bare Python tus apps in b and c")
     parser.add_argument("--workdir", type=Path, default=None,
                         help="where the temporary folder (homes, tusd's store, videos) goes; default: system temp dir")
     parser.add_argument("--keep", action="store_true", help="keep the temporary folder (the servers' logs) afterwards")
@@ -320,16 +324,19 @@ def main() -> None:
             videos[label] = make_sized_video(folder / f"{label}.mkv", patches * patch_size)
         servers, notes = start_servers(servers_running, folder, args) if only - {"d"} else ([], {})
         s3 = s3_variants(servers_running, folder, args) if "d" in only else None
+        floors = [] if args.no_floors or not only & set(CROWDS) else [
+            start_floor(servers_running, folder, name, args.api_workers, args.api_threads) for name in FLOOR_APPS]
         print("warming up every variant (untimed: 8 small uploads at once each) ...", flush=True)
         small = videos["c"].read_bytes()
-        for server in servers + ([s3[0]] if s3 else []):
+        for server in servers + floors + ([s3[0]] if s3 else []):
             clear(server, upload_together(server, small, 8, MiB).uploads)
         if "a" in only:
             results["a"] = one_big_file("a", servers, (CP, lambda: copy_and_fsync(videos["a"], folder)), videos["a"],
                                         args.rounds)
         for label in sorted(only & set(CROWDS)):
             uploads, _, patch_size = CROWDS[label]
-            results[label] = crowd(servers, videos[label].read_bytes(), uploads, patch_size, args.rounds, label)
+            results[label] = crowd(servers + floors, videos[label].read_bytes(), uploads, patch_size, args.rounds,
+                                   label)
         if s3:
             server, endpoint, bucket = s3
             data = videos["a"].read_bytes()

@@ -33,3 +33,26 @@ def test_only_the_owner_may_modify():
     assert may_modify_video(Principal("creator", "c1"), "c1")
     assert not may_modify_video(Principal("creator", "c2"), "c1")
     assert not may_modify_video(Principal("anonymous"), "c1")
+
+
+def test_a_valid_token_is_looked_up_once_per_ten_seconds_and_an_invalid_one_every_time():
+    class CountingCatalog(InMemoryCatalog):
+        lookups = 0
+
+        def creator_by_token_hash(self, token_hash):
+            CountingCatalog.lookups += 1
+            return super().creator_by_token_hash(token_hash)
+
+    now = [1000.0]
+    service = CreatorService(CountingCatalog(), clock=lambda: now[0])
+    creator, token = service.add("alice")
+    for _ in range(5):
+        assert service.authenticate(f"Bearer {token}").id == creator.id
+    assert CountingCatalog.lookups == 1
+    now[0] += 10.5
+    assert service.authenticate(f"Bearer {token}").id == creator.id
+    assert CountingCatalog.lookups == 2
+    for _ in range(3):
+        with pytest.raises(Unauthorized):
+            service.authenticate("Bearer rh_nope")
+    assert CountingCatalog.lookups == 5
