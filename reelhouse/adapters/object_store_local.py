@@ -167,7 +167,9 @@ class LocalObjectStore(LocalAppends, ObjectStore):
         staging = self._tmp / f"{upload_id}.upload"
         staging.mkdir()
         manifest = {"bucket": bucket, "key": key, "content_type": content_type, "initiated": time.time()}
-        write_json_atomically(staging / "upload.json", manifest)
+        # fsynced as the upload's bytes are (sync_uploads): an upload whose bytes may be lost with the page
+        # cache may lose its manifest with them.
+        write_json_atomically(staging / "upload.json", manifest, fsync=self.sync_uploads)
         os.rename(staging, self._uploads_root / upload_id)
         return upload_id
 
