@@ -67,6 +67,12 @@ class Platform:
         return VideoQueries(self.settings, self.catalog, self.cache, self.uploads)
 
     @cached_property
+    def events(self):
+        from reelhouse.services.events import EventIntake
+
+        return EventIntake(self.settings, self.bus, self.videos.view)
+
+    @cached_property
     def creators(self):
         from reelhouse.services.creators import CreatorService
 

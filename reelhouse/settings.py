@@ -100,6 +100,12 @@ class Settings(BaseSettings):
 
     cache_ttl_s: int = 60
 
+    # Player events (POST /events, docs/data.md "Events")
+    events_max_batch: int = Field(default=500, ge=1)  # events in one request; more is a 413
+    events_max_bytes: int = Field(default=1 * MiB, ge=1024)  # body size; more is a 413
+    events_max_future_s: float = Field(default=300.0, ge=0)  # a client_ts further ahead is rejected
+    viewer_cookie_max_age_s: int = Field(default=2 * 365 * 24 * 3600, ge=60)  # the anonymous viewer's rh_viewer
+
     # Playback: nginx in front of the API, caching /media/ (the local CDN tier)
     nginx_host: str = "127.0.0.1"
     nginx_port: int = 8780

@@ -30,14 +30,17 @@ def create_app(settings: Optional[Settings] = None, platform: Optional[Platform]
     app.config["JSON_SORT_KEYS"] = False
     log.info("serving API %s starting; %s", reelhouse.__version__, platform.engine_line())
 
-    from serving_api import playback, problems, tus, uploads, videos, watch
+    from serving_api import events, playback, problems, tus, uploads, videos, watch
+    from serving_api.auth import register_viewer_cookie
 
     problems.register(app)
+    register_viewer_cookie(app)
     app.register_blueprint(uploads.bp)
     app.register_blueprint(tus.bp)
     app.register_blueprint(videos.bp)
     app.register_blueprint(playback.bp)
     app.register_blueprint(watch.bp)
+    app.register_blueprint(events.bp)
 
     @app.get("/healthz")
     def healthz():
@@ -53,7 +56,8 @@ def create_app(settings: Optional[Settings] = None, platform: Optional[Platform]
         elapsed_ms = (time.monotonic() - g.get("started", time.monotonic())) * 1000
         response.headers["X-Request-Id"] = g.get("request_id", "")
         if request.path != "/healthz":
-            ids = " ".join(f"{k}={v}" for k, v in (("upload", g.get("upload_id")), ("video", g.get("video_id"))) if v)
+            ids = " ".join(f"{k}={v}" for k, v in (("upload", g.get("upload_id")), ("video", g.get("video_id")),
+                                                    ("events", g.get("events"))) if v)
             # client: the address the trusted proxy saw (ProxyFix), or the peer's on a direct connection
             log.info("request %s %s %s -> %d %.1fms client=%s %s", g.get("request_id"), request.method,
                      request.path, response.status_code, elapsed_ms, request.remote_addr, ids)

@@ -1,6 +1,7 @@
 // The watch page: hls.js plays the video's HLS ladder, with a quality menu and sprite
 // previews on the seek bar. Until the video is ready the page shows its status and polls
-// GET /videos/<id>. The hls.js instance is window.hls, for tests and the browser console.
+// GET /videos/<id>. The hls.js instance is window.hls, for tests and the browser console. What the
+// playback does is reported by player_events.js (window.ReelhouseEvents, window.playerEvents).
 (() => {
   'use strict'
 
@@ -18,6 +19,7 @@
   const previewImage = $('preview-image')
   const previewTime = $('preview-time')
   let sprites = []  // {from, to, image, x, y, w, h} from sprite.vtt
+  let events = null  // this playback's reporter (player_events.js)
 
   function clock(seconds) {
     if (!Number.isFinite(seconds)) return '0:00'
@@ -71,6 +73,7 @@
     }
     statusText.hidden = true
     player.classList.remove('waiting')
+    if (window.ReelhouseEvents && !events) window.playerEvents = events = window.ReelhouseEvents.attach(video, view)
     if (view.poster_url) video.poster = view.poster_url
     if (window.Hls && window.Hls.isSupported()) {
       attachHls(view.playback_url)
@@ -103,6 +106,7 @@
     const Hls = window.Hls
     const hls = new Hls({ autoStartLoad: false, testBandwidth: false })
     window.hls = hls
+    if (events) events.watchHls(hls)
     hls.on(Hls.Events.MANIFEST_PARSED, () => {
       hls.startLevel = levelForPlayer(hls.levels)
       hls.startLoad()
@@ -153,6 +157,7 @@
   }
 
   quality.addEventListener('change', () => {
+    if (events) events.manualSwitch()
     if (window.hls) window.hls.currentLevel = Number(quality.value)  // -1: back to automatic
   })
 

@@ -4,7 +4,9 @@ tus-js-client uploads a 20 s clip (cut once and resumed), the transcode worker t
 ladder, and headless Chromium (tests/e2e/js/play_hls.mjs: Debian's chromium, playwright-core)
 opens the watch page, where hls.js plays it: every rendition of the master is offered, the
 first frame comes quickly, time advances, the lowest quality picked in the menu is fetched and
-played without stalls, and the seek bar previews thumbnails from the sprite.
+played without stalls, and the seek bar previews thumbnails from the sprite. The player reports
+what the viewer did (view start, the quality switch, a seek, a pause, the end when the page is left)
+as events, which reach the bus with the server's fields.
 """
 from __future__ import annotations
 
@@ -115,7 +117,56 @@ def test_an_uploaded_video_is_transcoded_and_plays_in_chromium_through_nginx(
     assert played["preview"]["visible"] and f"/media/{video_id}/sprite.jpg" in played["preview"]["image"], summary
     assert screenshot.stat().st_size > 10_000
 
+    _check_player_events(live_stack, video_id, stack_creator["id"], played, heights)
+
     # What the player fetched is in nginx's cache now: the next viewer gets it from there.
     lowest_name = next(r["name"] for r in view["renditions"] if r["height"] == heights[0])
     again = requests.get(f"{media}/hls/{lowest_name}/init.mp4", timeout=10)
     assert again.status_code == 200 and again.headers["X-Cache-Status"] == "HIT"
+
+
+def _session_events(stack, session_id: str, wanted: int = 5, timeout_s: float = 15.0) -> list[dict]:
+    """This playback's events on watch-events, in the order the player made them."""
+    from reelhouse.domain.jobs import TOPIC_WATCH_EVENTS
+
+    platform = stack.platform()
+    subscription = platform.bus.subscribe(TOPIC_WATCH_EVENTS, "e2e-reader", "reader")
+    got, deadline = [], time.monotonic() + timeout_s
+    try:
+        while time.monotonic() < deadline:
+            for message in subscription.poll(max_messages=500, timeout_s=0.5):
+                subscription.ack(message)
+                if message.value["session_id"] == session_id:
+                    got.append(message.value)
+            if len(got) >= wanted and any(e["event_type"] == "view_end" for e in got):
+                break
+    finally:
+        subscription.close()
+        platform.close()
+    return sorted(got, key=lambda e: e["client_ts"])
+
+
+def _check_player_events(stack, video_id: str, creator_id: str, played: dict, heights: list[int]) -> None:
+    assert played.get("session"), played
+    events = _session_events(stack, played["session"])
+    kinds = [e["event_type"] for e in events]
+    summary = json.dumps({"events": events, "player": {k: played.get(k) for k in ("seek", "pausedAt", "lowest")}})
+    assert kinds[0] == "view_start" and kinds.count("view_start") == 1, summary
+    assert kinds[-1] == "view_end", summary
+    for event in events:
+        assert event["video_id"] == video_id and event["creator_id"] == creator_id, summary
+        assert event["viewer_kind"] == "anonymous" and event["viewer_id"] == events[0]["viewer_id"], summary
+        assert event["device_class"] == "desktop" and abs(event["video_duration_s"] - CLIP_SECONDS) < 0.5, summary
+    levels = {level["index"]: level["height"] for level in played["levels"]}
+    assert events[0]["rendition"] == levels[played["firstFrag"]["level"]], summary
+    manual = [e for e in events if e["event_type"] == "quality_switch" and e["switch_mode"] == "manual"]
+    assert [e["rendition_to"] for e in manual] == [heights[0]], summary
+    seeks = [e for e in events if e["event_type"] == "seek"]
+    assert len(seeks) == 1, summary
+    assert abs(seeks[0]["seek_from_s"] - played["seek"]["from"]) < 0.5, summary
+    assert abs(seeks[0]["seek_to_s"] - played["seek"]["to"]) < 0.5, summary
+    pauses = [e for e in events if e["event_type"] == "pause"]
+    assert len(pauses) == 1 and abs(pauses[0]["position_s"] - played["pausedAt"]) < 0.3, summary
+    end = events[-1]
+    assert end["completed"] is False and abs(end["position_s"] - played["pausedAt"]) < 0.3, summary
+    assert 0 < end["watch_time_s"] <= end["position_s"], summary

@@ -18,6 +18,10 @@
 //   firstFrag         {level, sn}: the first fragment loaded (the start rendition)
 //   playerPixels      the video element's height in device pixels
 //   preview           {visible, image, size}: the seek bar's sprite preview while hovering its middle
+//   seek              {from, to}: currentTime before and after the arrow key moved the seek bar 5 s on
+//   pausedAt          currentTime once the play button paused it
+//   session           the playback's session_id (player_events.js); the page is then left, so the
+//                     player sends what it holds with navigator.sendBeacon
 //   error             (only on failure, with exit status 1) what went wrong
 import fs from 'node:fs'
 import os from 'node:os'
@@ -129,6 +133,18 @@ async function watch(page, options, report) {
     }
   })
 
+  // The viewer skips 5 s ahead with the arrow key, then pauses with the play button.
+  await page.focus('#seek')
+  const before = await page.evaluate(() => document.querySelector('video').currentTime)
+  await page.keyboard.press('ArrowRight')
+  await waitFor((from) => document.querySelector('video').currentTime >= from + 4, before)
+  report.seek = { from: before, to: await page.evaluate(() => document.querySelector('video').currentTime) }
+  await advanceOver(page, 500)
+  await page.click('#play')
+  await waitFor(() => document.querySelector('video').paused)
+  report.pausedAt = await page.evaluate(() => document.querySelector('video').currentTime)
+  report.session = await page.evaluate(() => window.playerEvents && window.playerEvents.session)
+
   const played = await record(page)
   report.switched = played.switched.map(({ level, atMs }) => ({ level, atMs: Math.round(atMs) }))
   report.fragsAfterSwitch = played.frags.filter((f) => f.atMs >= chosenAt).map(({ level, sn }) => ({ level, sn }))
@@ -160,6 +176,9 @@ async function main() {
       report.record = await record(page).catch(() => null)
     }
     await page.screenshot({ path: options.screenshot }).catch((err) => { report.screenshotError = String(err) })
+    // Leaving the page: pagehide makes the player send its last events with sendBeacon.
+    await page.goto('about:blank').catch(() => {})
+    await new Promise((resolve) => setTimeout(resolve, 1000))
   } catch (err) {
     status = 1
     report.error = String(err?.message ?? err)
