@@ -14,7 +14,7 @@ from typing import Iterator, Optional
 
 import redis
 
-from reelhouse.ports import Bus, Cache, Catalog, Coordination, ObjectStore, UploadSessionStore
+from reelhouse.ports import Bus, Cache, Catalog, Coordination, ObjectStore, RateLimits, UploadSessionStore
 from reelhouse.settings import Settings
 
 log = logging.getLogger("reelhouse")
@@ -35,6 +35,7 @@ class Platform:
     cache: Cache
     coordination: Coordination
     upload_sessions: UploadSessionStore
+    rate_limits: Optional[RateLimits] = None  # None: nothing is limited (unit-test platforms)
     _close_last: list = field(default_factory=list)  # clients the adapters share (Redis), closed after them
     closed: threading.Event = field(default_factory=threading.Event)  # set by close(): background loops end
     _loops: list = field(default_factory=list)  # threads of start_loop, joined by close() before the engines close
@@ -47,6 +48,7 @@ class Platform:
             "cache": self.cache.engine,
             "coordination": self.coordination.engine,
             "upload_sessions": self.upload_sessions.engine,
+            **({"rate_limits": self.rate_limits.engine} if self.rate_limits else {}),
         }
 
     def engine_line(self) -> str:
@@ -114,6 +116,8 @@ class Platform:
         self.catalog.close()
         self.coordination.close()
         self.upload_sessions.close()
+        if self.rate_limits:
+            self.rate_limits.close()
         for client in self._close_last:
             client.close()
 
@@ -177,6 +181,7 @@ def bootstrap(settings: Optional[Settings] = None) -> Platform:
     )
     from reelhouse.adapters.cache_redis import RedisCache
     from reelhouse.adapters.coordination_redis import RedisCoordination
+    from reelhouse.adapters.rate_limits_redis import RedisRateLimits
     from reelhouse.adapters.upload_sessions_redis import RedisUploadSessions
 
     objects = _object_store(settings)
@@ -193,6 +198,7 @@ def bootstrap(settings: Optional[Settings] = None) -> Platform:
         cache=cache,
         coordination=RedisCoordination(client),
         upload_sessions=RedisUploadSessions(client, settings.upload_ttl_s),
+        rate_limits=RedisRateLimits(client),
         _close_last=[client],
     )
 

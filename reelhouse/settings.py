@@ -104,6 +104,9 @@ class Settings(BaseSettings):
     events_max_batch: int = Field(default=500, ge=1)  # events in one request; more is a 413
     events_max_bytes: int = Field(default=1 * MiB, ge=1024)  # body size; more is a 413
     events_max_future_s: float = Field(default=300.0, ge=0)  # a client_ts further ahead is rejected
+    # Each client address may send this many events per window (refilled smoothly); more is a 429.
+    events_rate_limit: int = Field(default=6_000, ge=1)
+    events_rate_window_s: float = Field(default=60.0, gt=0)
     viewer_cookie_max_age_s: int = Field(default=2 * 365 * 24 * 3600, ge=60)  # the anonymous viewer's rh_viewer
 
     # Playback: nginx in front of the API, caching /media/ (the local CDN tier)

@@ -1,7 +1,8 @@
 """``POST /events``: the player's events, as a JSON array or NDJSON (``application/x-ndjson``).
 
 Errors in the body as a whole answer a problem document: not JSON, or not a list of objects (400);
-more than ``events_max_batch`` events or ``events_max_bytes`` bytes (413). Errors in single events
+more than ``events_max_batch`` events or ``events_max_bytes`` bytes (413); more events than the client
+address's budget (``events_rate_limit`` per ``events_rate_window_s``): 429 with Retry-After. Errors in single events
 answer ``{"accepted": n, "rejected": [{"index", "reason", "field"?, "detail"?}]}``: 202 while any event
 was accepted, 400 when none was. Accepted events go onto the bus in one batch (services/events.py).
 """
@@ -11,7 +12,7 @@ import json
 
 from flask import Blueprint, g, jsonify, request
 
-from reelhouse.services.errors import BadRequest, PayloadTooLarge
+from reelhouse.services.errors import BadRequest, PayloadTooLarge, TooManyRequests
 from serving_api.auth import platform, viewer
 
 bp = Blueprint("events", __name__)
@@ -26,11 +27,25 @@ def take_events():
     if len(events) > settings.events_max_batch:
         raise PayloadTooLarge(f"a batch holds at most {settings.events_max_batch} events, not {len(events)}",
                               field="events", code="too_many_events")
-    intake = platform().events.take(events, viewer(), request.headers.get("User-Agent"))
+    who = viewer()  # a bad bearer token is a 401 before anything is spent
+    _spend_budget(len(events), settings)
+    intake = platform().events.take(events, who, request.headers.get("User-Agent"))
     g.events = f"{intake.accepted}/{len(events)}"
     response = jsonify(accepted=intake.accepted, rejected=intake.rejected)
     response.status_code = 202 if intake.accepted else 400
     return response
+
+
+def _spend_budget(count: int, settings) -> None:
+    """The client address's budget (the address the trusted proxies forwarded, serving_api/public_urls)."""
+    limits = platform().rate_limits
+    if limits is None:
+        return
+    wait = limits.spend("events", request.remote_addr or "unknown", min(count, settings.events_rate_limit),
+                        settings.events_rate_limit, settings.events_rate_window_s)
+    if wait is not None:
+        raise TooManyRequests(f"too many events from this address; retry in {wait:.1f} s", field="events",
+                              retry_after_s=round(wait, 3))
 
 
 def _body(max_bytes: int) -> bytes:

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import logging
+import math
 
 from flask import Flask, jsonify
 from werkzeug.exceptions import HTTPException
@@ -26,6 +27,8 @@ def register(app: Flask) -> None:
         response = jsonify(exc.to_problem())
         response.status_code = exc.status
         response.mimetype = "application/problem+json"
+        if exc.status == 429 and "retry_after_s" in exc.extra:
+            response.headers["Retry-After"] = str(max(1, math.ceil(exc.extra["retry_after_s"])))
         return response
 
     @app.errorhandler(InvalidTransition)

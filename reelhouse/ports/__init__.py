@@ -27,8 +27,13 @@ from reelhouse.ports.coordination import (
 from reelhouse.ports.upload_sessions import (
     UploadSessionStore, UploadSessionKeys,
 )
+from reelhouse.ports.rate_limits import (
+    RateLimits, RateLimitKeys,
+)
 
 __all__ = [
+    "RateLimits",
+    "RateLimitKeys",
     "Body",
     "ObjectStoreError",
     "NoSuchKey",

@@ -67,5 +67,10 @@ class Locked(ServiceError):
     status, code = 423, "locked"
 
 
+class TooManyRequests(ServiceError):
+    """``retry_after_s`` (in the problem too): when the budget will hold the request."""
+    status, code = 429, "rate_limited"
+
+
 class ChecksumMismatch(ServiceError):
     status, code = 460, "checksum_mismatch"  # tus checksum extension

@@ -148,3 +148,23 @@ def test_the_watch_page_gives_a_new_viewer_its_cookie(client, video):
     page = client.get(f"/watch/{video.id}")
     assert page.status_code == 200
     assert client.get_cookie("rh_viewer").value.startswith("v_")
+
+
+def test_an_address_past_its_budget_gets_a_429_with_retry_after_and_another_address_does_not(
+        settings, video, on_the_bus):
+    from reelhouse.bootstrap import bootstrap
+    from serving_api.app import create_app
+
+    limited = bootstrap(settings.model_copy(update={"events_rate_limit": 10, "events_rate_window_s": 60.0}))
+    try:
+        client = create_app(platform=limited).test_client()
+        first = {"REMOTE_ADDR": "10.9.8.7"}
+        assert client.post("/events", json=[_event(video.id) for _ in range(6)], environ_base=first).status_code == 202
+        refused = client.post("/events", json=[_event(video.id) for _ in range(5)], environ_base=first)
+        assert refused.status_code == 429 and refused.get_json()["code"] == "rate_limited"
+        assert 1 <= int(refused.headers["Retry-After"]) <= 6  # one event comes back every 6 s
+        other = client.post("/events", json=[_event(video.id) for _ in range(5)], environ_base={"REMOTE_ADDR": "10.9.8.6"})
+        assert other.status_code == 202
+        assert len(on_the_bus(11)) == 11  # 6 + 5: nothing of the refused batch
+    finally:
+        limited.close()
