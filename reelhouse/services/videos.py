@@ -12,6 +12,11 @@ if TYPE_CHECKING:  # the upload service imports nothing from here; the name is f
 from reelhouse.services.errors import NotFound
 
 VIDEO_CACHE_KEY = "video:{id}"
+# A video's counts, cached apart from its metadata: they change far more often. Whoever changes a count
+# drops the entry (InvalidatingCatalog.increment); the TTL is only a backstop.
+VIDEO_COUNTS_KEY = "video:{id}:counts"
+COUNTS = ("views", "likes", "comments", "shares")
+COUNTS_TTL_S = 300
 
 
 class InvalidatingCatalog(Catalog):
@@ -28,6 +33,9 @@ class InvalidatingCatalog(Catalog):
 
     def _drop(self, video_id: str) -> None:
         self.cache.delete(VIDEO_CACHE_KEY.format(id=video_id))
+
+    def _drop_counts(self, video_id: str) -> None:
+        self.cache.delete(VIDEO_COUNTS_KEY.format(id=video_id))
 
     def create_video(self, video):
         self.inner.create_video(video)
@@ -55,9 +63,11 @@ class InvalidatingCatalog(Catalog):
     def delete_video(self, video_id):
         self.inner.delete_video(video_id)
         self._drop(video_id)
+        self._drop_counts(video_id)
 
     def increment(self, video_id, counter, amount=1):
         self.inner.increment(video_id, counter, amount)
+        self._drop_counts(video_id)
 
     def counters(self, video_id):
         return self.inner.counters(video_id)
@@ -95,7 +105,18 @@ class VideoQueries:
         if view["status"] == VideoStatus.UPLOADING.value:
             received = self.uploads.bytes_received(video_id)
             view["bytes_received"] = received if received is not None else view["bytes_received"]
+        view.update(self.counts(video_id))
         return view
+
+    def counts(self, video_id: str) -> dict[str, int]:
+        """views, likes, comments and shares, 0 until counted (from their own cache entry)."""
+        key = VIDEO_COUNTS_KEY.format(id=video_id)
+        counts = self.cache.get_json(key)
+        if counts is None:
+            stored = self.catalog.counters(video_id)
+            counts = {name: int(stored.get(name, 0)) for name in COUNTS}
+            self.cache.set_json(key, counts, COUNTS_TTL_S)
+        return counts
 
     def _render(self, video: Video) -> dict:
         creator = self.catalog.get_creator(video.creator_id)

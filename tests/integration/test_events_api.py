@@ -168,3 +168,17 @@ def test_an_address_past_its_budget_gets_a_429_with_retry_after_and_another_addr
         assert len(on_the_bus(11)) == 11  # 6 + 5: nothing of the refused batch
     finally:
         limited.close()
+
+
+def test_a_video_carries_its_counts_cached_apart_and_a_change_shows_at_once(client, platform, video, redis_client):
+    view = client.get(f"/videos/{video.id}").get_json()
+    assert {name: view[name] for name in ("views", "likes", "comments", "shares")} == \
+        {"views": 0, "likes": 0, "comments": 0, "shares": 0}
+    counts_key, meta_key = f"cache:video:{video.id}:counts", f"cache:video:{video.id}"
+    assert 0 < redis_client.ttl(counts_key) <= 300 and redis_client.exists(meta_key)
+
+    platform.catalog.increment(video.id, "likes", 2)
+    platform.catalog.increment(video.id, "views", 7)
+    assert not redis_client.exists(counts_key) and redis_client.exists(meta_key)  # metadata stays cached
+    view = client.get(f"/videos/{video.id}").get_json()
+    assert (view["views"], view["likes"], view["comments"], view["shares"]) == (7, 2, 0, 0)
