@@ -162,10 +162,14 @@ def assert_retried_to_a_valid_ladder(settings: Settings, platform, client, task:
     run = client.wait_for_run("transcode_batch", run_id, timeout_s=300)
     assert run["state"] == "success", run
     retried = mapped_transcode(client, run_id, task_id, map_index)
-    assert retried["state"] == "success" and retried["try_number"] == 2, retried
+    # Try 2 is the retry of the killed one and normally succeeds. Once in several CI runs, Airflow's own
+    # execution API lost try 2 ("API_SERVER_ERROR 404 Task Instance not found", before any of our code
+    # ran) and try 3 did the work: the DAG's retries are there for that too, and what a user checks is
+    # that a later try made a valid ladder, and that the video records which one.
+    assert retried["state"] == "success" and retried["try_number"] >= 2, retried
     video = platform.catalog.get_video(video_id)
     assert video.status == VideoStatus.READY, video.reason
-    assert ":try2@" in video.media_info["transcode"]["driver"]
+    assert f":try{retried['try_number']}@" in video.media_info["transcode"]["driver"]
     master = check_published_ladder(platform.objects, settings.bucket_media, video_id, tmp_path / "ladder")
     assert sorted(v.resolution[1] for v in master.variants) == [144, 240, 360, 480]
     print(f"killed task retried after {retried_after_s:.1f} s")
