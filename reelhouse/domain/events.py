@@ -87,6 +87,7 @@ SERVER_FIELDS: dict[str, Field] = {
 }
 
 ALL_TYPES = {**CLIENT_TYPES, **SERVER_TYPES}
+_CLIENT_FIELDS = {kind: tuple({**COMMON, **fields}.items()) for kind, fields in CLIENT_TYPES.items()}
 
 
 @dataclass(frozen=True)
@@ -111,25 +112,32 @@ def check_client_event(raw: Any, now_ms: int, max_future_s: float) -> Union[dict
         return Rejection("server_side_type", "event_type",
                          f"{event_type} events are recorded by the API when the interaction is stored")
     event = {}
-    for name, spec in {**COMMON, **CLIENT_TYPES[event_type]}.items():
-        if name not in raw or raw[name] is None:
+    for name, spec in _CLIENT_FIELDS[event_type]:
+        value = raw.get(name)
+        if value is None:
             return Rejection("missing_field", name, f"{event_type} events carry {name}")
-        problem = _check(name, spec, raw[name])
+        problem = _check(name, spec, value)
         if problem:
             return Rejection("wrong_type", name, problem)
-        event[name] = raw[name]
+        event[name] = value
     if event["schema_version"] != SCHEMA_VERSION:
         return Rejection("unsupported_schema_version", "schema_version", f"this server takes version {SCHEMA_VERSION}")
     if event["client_ts"] > now_ms + max_future_s * 1000:
         return Rejection("future_timestamp", "client_ts",
                          f"client_ts is more than {max_future_s:g} s ahead of the server's clock")
-    event["event_id"] = str(uuid.UUID(event["event_id"]))  # one spelling: lowercase, hyphenated
+    event_id = event["event_id"]
+    if not (len(event_id) == 36 and event_id == event_id.lower()
+            and event_id[8] == event_id[13] == event_id[18] == event_id[23] == "-"):  # else already canonical
+        event["event_id"] = str(uuid.UUID(event_id))  # lowercase and hyphenated
     return event
 
 
 def _check(name: str, spec: Field, value: Any) -> str:
     """'' when ``value`` fits ``spec``, else what is wrong."""
     kind = spec.kind
+    value_type = type(value)
+    if (value_type is float or value_type is int) and kind == "number" and spec.minimum == 0 and 0 <= value < math.inf:
+        return ""  # the common case, decided at once: a finite number >= 0
     if kind in ("integer", "number"):
         if isinstance(value, bool) or not isinstance(value, (int, float)) or \
                 (kind == "integer" and not isinstance(value, int)) or not math.isfinite(value):

@@ -52,8 +52,11 @@ def test_a_valid_event_of_each_type_passes_with_exactly_its_fields(event_type):
 
 def test_event_ids_are_stored_in_one_spelling():
     spelled = str(uuid.uuid4())
-    checked = check_client_event(_event("pause", event_id=spelled.upper().replace("-", "")), NOW_MS, 300)
-    assert checked["event_id"] == spelled
+    plain = spelled.replace("-", "")
+    for spelling in (spelled.upper(), plain, "{" + spelled + "}", f"urn:uuid:{spelled}",
+                     "-".join([plain[:4], plain[4:12], plain[12:16], plain[16:20], plain[20:]])):  # hyphens moved
+        checked = check_client_event(_event("pause", event_id=spelling), NOW_MS, 300)
+        assert checked["event_id"] == spelled, spelling
 
 
 @pytest.mark.parametrize("change, reason, field", [
