@@ -13,7 +13,7 @@ from reelhouse.ops import jvm
 from spark_jobs import watch_events_smoke
 from tests.watch_events import as_rows, events_frame, make_events, table_rows, to_json_lines
 
-pytestmark = pytest.mark.full
+pytestmark = [pytest.mark.full, pytest.mark.spark]
 
 PYSPARK_JARS = Path(__import__("pyspark").__file__).parent / "jars"
 

@@ -14,7 +14,7 @@ from reelhouse.settings import Settings
 from spark_jobs import watch_events_smoke
 from tests.watch_events import as_rows, events_frame, make_events, table_rows
 
-pytestmark = pytest.mark.full
+pytestmark = [pytest.mark.full, pytest.mark.spark]
 
 PARTITIONS = 2
 
