@@ -14,6 +14,8 @@ resolved by Maven like ``reelhouse up --stack full``) and runs both on it.
 from __future__ import annotations
 
 import argparse
+import itertools
+import json
 import threading
 import time
 import uuid
@@ -94,16 +96,22 @@ def main() -> None:
                       duration_s=600.0)
         stack.platform.catalog.create_video(video)
         url = f"{stack.url}/events"
+        # Made before the clock runs (the clients' own work is not what is measured): 64 batches, sent
+        # round and round. The bus takes a repeated event again (deduplication is the stream's job).
+        batches = [_events(video.id, args.batch) for _ in range(64)]
+        bodies = [json.dumps(batch).encode() for batch in batches]
+        records = [[(video.id, event) for event in batch] for batch in batches]
+        turn = itertools.count()
 
         def post(session) -> int:
-            answer = session.post(url, json=_events(video.id, args.batch), timeout=30)
+            answer = session.post(url, data=bodies[next(turn) % len(bodies)],
+                                  headers={"Content-Type": "application/json"}, timeout=30)
             if answer.status_code != 202 or answer.json()["accepted"] != args.batch:
                 raise SystemExit(f"POST /events answered {answer.status_code}: {answer.text[:300]}")
             return args.batch
 
         def publish(session) -> int:
-            events = _events(video.id, args.batch)
-            stack.platform.bus.publish_many(TOPIC_WATCH_EVENTS, [(video.id, event) for event in events])
+            stack.platform.bus.publish_many(TOPIC_WATCH_EVENTS, records[next(turn) % len(records)])
             return args.batch
 
         _for(1.0, args.clients, post)  # warm-up: every worker builds its services
