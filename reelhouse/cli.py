@@ -96,6 +96,7 @@ def status(as_json: bool) -> None:
 
 def _register_commands() -> None:
     # Each module imports its heavy dependencies inside its command, so `reelhouse up` stays quick.
+    from reelhouse.commands.activity import seed_activity
     from reelhouse.commands.airflow import airflow
     from reelhouse.commands.creators import creators
     from reelhouse.commands.demo import demo
@@ -103,7 +104,7 @@ def _register_commands() -> None:
     from reelhouse.commands.maintenance import maintenance
     from reelhouse.commands.worker import worker
 
-    for command in (creators, upload, demo, maintenance, worker, airflow):
+    for command in (creators, upload, demo, maintenance, worker, airflow, seed_activity):
         main.add_command(command)
 
 

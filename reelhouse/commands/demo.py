@@ -120,6 +120,7 @@ def demo() -> None:
         console.print(f"  {video.id}: source {stored.bucket}/{stored.key}")
     videos = _wait_for_transcodes(console, platform, [row[0].id for row in rows])
     _print_ladders(console, settings, videos)
+    _seed_activity(console, settings, [v for v in videos if v.status.value == "ready" and v.duration_s])
     platform.close()
     if not all(row[5] for row in rows) or any(v.status.value != "ready" for v in videos):
         sys.exit(1)
@@ -168,6 +169,19 @@ def _wait_for_transcodes(console, platform, video_ids: list[str], timeout_s: flo
         console.print(f"[red]still not transcoded after {timeout_s:.0f} s: {', '.join(missing)}[/]")
         sys.exit(1)
     return [done[vid] for vid in video_ids]
+
+
+def _seed_activity(console, settings, videos) -> None:
+    """A small crowd watches the demo videos (what `reelhouse seed-activity` does), so the data half has events."""
+    from reelhouse.activity import plan_activity, send_activity
+
+    if not videos:
+        return
+    plan = plan_activity({v.id: v.duration_s for v in videos}, viewers=10, days=3, seed=1,
+                         now_ms=int(time.time() * 1000))
+    sent = send_activity(settings.external_url, plan)
+    console.print(f"activity: {sent.sessions} playback sessions of 10 viewers over 3 days, {sent.accepted} events "
+                  f"sent through POST /events ({len(sent.rejected)} rejected)")
 
 
 def _print_ladders(console, settings, videos) -> None:
