@@ -1,5 +1,6 @@
-"""Bronze (spark_jobs/bronze.py) fed by the lite bus's Spark source: every event once by event date, a
-resent event not again, a late event apart, and a batch run twice written once."""
+"""Bronze (spark_jobs/bronze.py) fed by either stack's bus: the lite one through our Redis Streams source,
+the full one through Spark's Kafka source, with the same parse and writer. Every event once by event
+date, a resent event not again, a late event apart, and a batch run twice written once."""
 from __future__ import annotations
 
 import json
@@ -26,11 +27,50 @@ def _event(n: int, client_ts: int, **extra) -> dict:
             **extra}
 
 
-def _run(spark, redis_server, topic: str, paths: BronzePaths, checkpoint: str) -> None:
-    spark.dataSource.register(RedisStreamsSource)
-    rows = (spark.readStream.format(NAME).option("host", "127.0.0.1").option("port", redis_server["port"])
-            .option("topic", topic).option("shards", 4).load())
-    query = (parse(rows).writeStream.option("checkpointLocation", checkpoint)
+class RedisSource:
+    def __init__(self, redis_server, redis_client):
+        self.port, self.topic = redis_server["port"], f"bronze-test-{uuid.uuid4().hex[:8]}"
+        self.bus = RedisStreamsBus(redis_client, shards=4)
+
+    def publish(self, events: list[dict]) -> None:
+        self.bus.publish_many(self.topic, [(e["video_id"], e) for e in events])
+
+    def rows(self, spark):
+        spark.dataSource.register(RedisStreamsSource)
+        return (spark.readStream.format(NAME).option("host", "127.0.0.1").option("port", self.port)
+                .option("topic", self.topic).option("shards", 4).load())
+
+
+class KafkaSource:
+    def __init__(self, kafka_server):
+        from confluent_kafka.admin import AdminClient, NewTopic
+
+        self.bootstrap, self.topic = f"127.0.0.1:{kafka_server.kafka_port}", f"bronze-{uuid.uuid4().hex[:8]}"
+        admin = AdminClient({"bootstrap.servers": self.bootstrap})  # kept alive until the topic exists
+        admin.create_topics([NewTopic(self.topic, num_partitions=2, replication_factor=1)])[self.topic].result(30)
+
+    def publish(self, events: list[dict]) -> None:
+        from confluent_kafka import Producer
+
+        producer = Producer({"bootstrap.servers": self.bootstrap, "enable.idempotence": True})
+        for event in events:
+            producer.produce(self.topic, key=event["video_id"], value=json.dumps(event))
+        assert producer.flush(30) == 0
+
+    def rows(self, spark):
+        return (spark.readStream.format("kafka").option("kafka.bootstrap.servers", self.bootstrap)
+                .option("subscribe", self.topic).option("startingOffsets", "earliest").load())
+
+
+@pytest.fixture(params=["redis-streams", "kafka"])
+def source(request):
+    if request.param == "kafka":
+        return KafkaSource(request.getfixturevalue("kafka_server"))
+    return RedisSource(request.getfixturevalue("redis_server"), request.getfixturevalue("redis_client"))
+
+
+def _run(spark, source, paths: BronzePaths, checkpoint: str) -> None:
+    query = (parse(source.rows(spark)).writeStream.option("checkpointLocation", checkpoint)
              .foreachBatch(lambda batch, batch_id: write_batch(batch, batch_id, paths, 3600, "bronze-test"))
              .trigger(availableNow=True).start())
     query.awaitTermination(180)
@@ -41,21 +81,19 @@ def _ids(spark, path: str) -> list[str]:
     return sorted(row["event_id"] for row in spark.read.format("delta").load(path).select("event_id").collect())
 
 
-def test_events_land_once_by_date_resent_ones_do_not_and_late_ones_go_apart(spark, redis_server, redis_client,
-                                                                           tmp_path):
-    topic, bus = f"bronze-test-{uuid.uuid4().hex[:8]}", RedisStreamsBus(redis_client, shards=4)
+def test_events_land_once_by_date_resent_ones_do_not_and_late_ones_go_apart(spark, source, tmp_path):
     paths, checkpoint = BronzePaths.under(str(tmp_path / "lakehouse")), str(tmp_path / "checkpoint")
     start = int(time.time() * 1000) - 2 * HOUR_MS
     first = [_event(n, start + n * 1000) for n in range(5)]
-    bus.publish_many(topic, [("v1", e) for e in first + [first[0]]])  # the first one resent
+    source.publish(first + [first[0]])  # the first one resent
 
-    _run(spark, redis_server, topic, paths, checkpoint)
+    _run(spark, source, paths, checkpoint)
     assert _ids(spark, paths.watch_events) == sorted(e["event_id"] for e in first)
 
     later = [_event(n, start + 60_000 + n * 1000) for n in range(3)]
     late = _event(99, start - 2 * HOUR_MS)  # two hours before the newest event bronze has: past the hour
-    bus.publish_many(topic, [("v1", e) for e in later + [first[2], late]])  # an old one delivered again
-    _run(spark, redis_server, topic, paths, checkpoint)
+    source.publish(later + [first[2], late])  # an old one delivered again
+    _run(spark, source, paths, checkpoint)
 
     assert _ids(spark, paths.watch_events) == sorted(e["event_id"] for e in first + later)
     assert _ids(spark, paths.late_events) == [late["event_id"]]
