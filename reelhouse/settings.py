@@ -128,6 +128,11 @@ class Settings(BaseSettings):
     cassandra_datacenter: str = "dc1"
     spark_driver_memory_mb: int = 2048
 
+    # The lakehouse (docs/data.md §6): Delta tables by path under lakehouse_dir, no metastore
+    lakehouse_dir: Optional[Path] = None  # default: <home>/lakehouse
+    lakehouse_trigger_s: float = Field(default=10.0, gt=0)  # the streaming job's micro-batch interval
+    lakehouse_lateness_s: float = Field(default=3600.0, ge=0)  # behind the newest event time: late_events
+
     # Orchestration: Airflow 3 with its metadata in a local PostgreSQL
     airflow_enabled: bool = True  # `reelhouse up` starts PostgreSQL and Airflow after the core services
     airflow_executor: Literal["LocalExecutor", "CeleryExecutor"] = "LocalExecutor"
@@ -240,6 +245,10 @@ class Settings(BaseSettings):
     @property
     def cdn_url(self) -> str:
         return (self.cdn_public_url or self.nginx_url).rstrip("/")
+
+    @property
+    def lakehouse_path(self) -> Path:
+        return (self.lakehouse_dir or self.home_dir / "lakehouse").resolve()
 
     @property
     def work_dir(self) -> Path:
