@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import os
+import random
 import signal
 import socket
 import subprocess
@@ -11,10 +12,24 @@ from pathlib import Path
 from typing import Callable, Iterator, Optional
 
 
+# Below the kernel's ephemeral range (net.ipv4.ip_local_port_range, 32768-60999 here): a port the
+# kernel hands out on its own (an outgoing connection's source port, or a server binding port 0, as
+# Spark's and Kafka's do) is never one of these, so no other process takes a port between the moment it
+# is chosen here and the moment the server it is for binds it. (CI once saw PostgreSQL's port taken in
+# that gap: its readiness check then talked to someone else, and Airflow's tasks were refused.)
+PORT_RANGE = (15_000, 32_000)
+
+
 def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
+    for _ in range(200):
+        port = random.randrange(*PORT_RANGE)
+        with socket.socket() as sock:
+            try:
+                sock.bind(("127.0.0.1", port))
+            except OSError:
+                continue
+            return port
+    raise RuntimeError(f"no free loopback port in {PORT_RANGE}")
 
 
 def wait_until(check: Callable[[], bool], timeout_s: float = 15.0, what: str = "condition", interval_s: float = 0.05) -> None:
