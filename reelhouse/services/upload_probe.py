@@ -28,9 +28,9 @@ log = logging.getLogger("reelhouse.uploads")
 
 LEASE_MARGIN_MS = 5_000
 # ffprobe's niceness. 0: as the API itself. At 10 it gained nothing measurable in bench/uploads_vs_tusd's
-# 200 uploads, and under load from many-threaded processes (a JVM, the API's own threads) a probe of a
-# few hundred ms of CPU starved for over 30 s (the CFS share of nice 10 against 20 busy nice-0 threads
-# is ~0.5%): videos then wait in `probing`.
+# 200 uploads, and it risks starving probes under load from many-threaded processes (a JVM, the API's own
+# threads): the CFS share of nice 10 against 20 busy nice-0 threads is ~0.5%, so a probe of a few hundred
+# ms of CPU could wait tens of seconds while its video waits in `probing` (reasoned, not measured).
 PROBE_NICENESS = 0
 
 
