@@ -72,7 +72,7 @@ class Platform:
     def events(self):
         from reelhouse.services.events import EventIntake
 
-        return EventIntake(self.settings, self.bus, self.videos.view)
+        return EventIntake(self.settings, self.bus, self.videos.metadata)  # no counts, no upload progress
 
     @cached_property
     def creators(self):

@@ -110,10 +110,14 @@ def write_batch(batch: "DataFrame", batch_id: int, paths: BronzePaths, lateness_
             on_time = on_time.join(stored, ["event_date", "event_id"], "left_anti")
         batch_newest = events.agg(F.max("client_ts")).first()[0]
         recorded = max(v for v in (newest, batch_newest, 0) if v is not None)
-        counts = {"late": late.count(), "on_time": on_time.count()}
-        _append(late, paths.late_events, f"{app_id}:late", batch_id)
-        _append(on_time, paths.watch_events, app_id, batch_id,
-                json.dumps({"batch": batch_id, "max_client_ts": recorded}))
+        on_time = on_time.cache()  # counted for the log, then written: the anti-join with bronze runs once
+        try:
+            counts = {"late": late.count(), "on_time": on_time.count()}
+            _append(late, paths.late_events, f"{app_id}:late", batch_id)
+            _append(on_time, paths.watch_events, app_id, batch_id,
+                    json.dumps({"batch": batch_id, "max_client_ts": recorded}))
+        finally:
+            on_time.unpersist()
         return counts
     finally:
         events.unpersist()

@@ -39,7 +39,7 @@ class Intake:
 class EventIntake:
     def __init__(self, settings: Settings, bus: Bus, video_view: Callable[[str], dict],
                  clock: Callable[[], float] = time.time):
-        """``video_view``: a video's cached view (``VideoQueries.view``); raises NotFound."""
+        """``video_view``: a video's cached metadata (``VideoQueries.metadata``); raises NotFound."""
         self.settings, self.bus, self._video_view, self._clock = settings, bus, video_view, clock
 
     def take(self, events: list[Any], viewer: Viewer, user_agent: Optional[str]) -> Intake:

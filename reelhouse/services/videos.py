@@ -94,6 +94,16 @@ class VideoQueries:
         self.ttl_s = settings.cache_ttl_s
 
     def view(self, video_id: str) -> dict:
+        """What GET /videos/<id> shows: the cached metadata, live upload progress, and the counts."""
+        view = self.metadata(video_id)
+        if view["status"] == VideoStatus.UPLOADING.value:
+            received = self.uploads.bytes_received(video_id)
+            view["bytes_received"] = received if received is not None else view["bytes_received"]
+        view.update(self.counts(video_id))
+        return view
+
+    def metadata(self, video_id: str) -> dict:
+        """The video's cached view alone (one Redis read on a hit); raises NotFound."""
         key = VIDEO_CACHE_KEY.format(id=video_id)
         view = self.cache.get_json(key) if len(video_id) <= 64 else None
         if view is None:
@@ -102,10 +112,6 @@ class VideoQueries:
                 raise NotFound(f"no video with id {video_id!r}", field="video_id", code="unknown_video")
             view = self._render(video)
             self.cache.set_json(key, view, self.ttl_s)
-        if view["status"] == VideoStatus.UPLOADING.value:
-            received = self.uploads.bytes_received(video_id)
-            view["bytes_received"] = received if received is not None else view["bytes_received"]
-        view.update(self.counts(video_id))
         return view
 
     def counts(self, video_id: str) -> dict[str, int]:
