@@ -25,7 +25,7 @@ import requests
 
 from bench.live_stack import live_stack, work_folder
 from bench.report import busy_line, percentile, table, write_results
-from reelhouse.domain.creators import hash_token
+from reelhouse.domain.accounts import hash_token
 from reelhouse.domain.jobs import TOPIC_WATCH_EVENTS
 from reelhouse.domain.videos import Video, VideoStatus, new_video_id
 from tests import procs
@@ -90,7 +90,7 @@ def main() -> None:
             overrides.update(kafka_port=kafka.kafka_port, kafka_controller_port=kafka.kafka_controller_port)
         stack = cleanup.enter_context(live_stack(folder / "home", **overrides))
         print(f"API: {stack.describe()}; bus {stack.platform.bus.engine}")
-        creator = stack.platform.catalog.creator_by_token_hash(hash_token(stack.token))
+        creator = stack.platform.catalog.account_by_token_hash(hash_token(stack.token))
         video = Video(id=new_video_id(), creator_id=creator.id, title="bench", filename="b.mp4", size=1,
                       content_type="video/mp4", source_bucket="uploads", source_key="k", status=VideoStatus.READY,
                       duration_s=600.0)
@@ -106,6 +106,7 @@ def main() -> None:
         def post(session) -> int:
             answer = session.post(url, data=bodies[next(turn) % len(bodies)],
                                   headers={"Content-Type": "application/json"}, timeout=30)
+            session.headers["X-CSRF-Token"] = answer.headers.get("X-CSRF-Token", "")  # as a page would send it
             if answer.status_code != 202 or answer.json()["accepted"] != args.batch:
                 raise SystemExit(f"POST /events answered {answer.status_code}: {answer.text[:300]}")
             return args.batch

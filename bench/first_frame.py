@@ -155,7 +155,7 @@ def main() -> None:
         with whole_stack(folder / "home") as settings:
             platform = bootstrap(settings)
             try:
-                _, token = platform.creators.add("bench-creator")
+                _, token = platform.accounts.add_creator("bench-creator")
                 with Stopwatch() as transcoding:
                     video_id = ReelhouseUploader(settings.nginx_url, token).upload_tus(clip).video_id
                     view = wait_until_ready(settings, video_id)

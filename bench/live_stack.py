@@ -101,7 +101,7 @@ def live_stack(home: Path, api_workers: Optional[int] = None, api_threads: Optio
 
         platform = bootstrap(settings)
         cleanup.callback(platform.close)
-        _, token = platform.creators.add("bench-creator")
+        _, token = platform.accounts.add_creator("bench-creator")
         yield LiveStack(settings=settings, platform=platform, token=token, with_nginx=nginx)
 
 

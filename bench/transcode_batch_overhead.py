@@ -185,7 +185,7 @@ def main() -> None:
         import logging
 
         logging.getLogger("reelhouse").setLevel(logging.WARNING)  # the in-process API logs every upload
-        _, token = platform.creators.add("bench-creator")
+        _, token = platform.accounts.add_creator("bench-creator")
         auth = {"Authorization": f"Bearer {token}"}
         airflow = AirflowClient.from_settings(settings)
         # Let the run Airflow schedules when it starts go by, so it does not take the first batch.

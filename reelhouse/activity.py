@@ -116,7 +116,8 @@ class Sent:
 
 def send_activity(api_url: str, plan: list[PlannedViewer], progress: Optional[Callable[[int], None]] = None,
                   timeout_s: float = 30.0) -> Sent:
-    """Post each session's events (one batch each) with the viewer's own cookie jar."""
+    """Post each session's events (one batch each) with the viewer's own cookie jar, and the CSRF token
+    the API gave that jar (a browser's page carries it; here the first answer does)."""
     import requests
 
     sent = Sent()
@@ -124,6 +125,7 @@ def send_activity(api_url: str, plan: list[PlannedViewer], progress: Optional[Ca
         with requests.Session() as jar:
             for session in viewer.sessions:
                 answer = jar.post(f"{api_url.rstrip('/')}/events", json=session.events, timeout=timeout_s)
+                jar.headers["X-CSRF-Token"] = answer.headers.get("X-CSRF-Token", "")
                 if answer.status_code not in (202, 400) or "accepted" not in (answer.json() or {}):
                     raise RuntimeError(f"POST /events answered {answer.status_code}: {answer.text[:300]}")
                 body = answer.json()

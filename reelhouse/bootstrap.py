@@ -15,6 +15,7 @@ from typing import Iterator, Optional
 import redis
 
 from reelhouse.ports import Bus, Cache, Catalog, Coordination, ObjectStore, RateLimits, UploadSessionStore
+from reelhouse.ports.web_sessions import WebSessions
 from reelhouse.settings import Settings
 
 log = logging.getLogger("reelhouse")
@@ -36,6 +37,7 @@ class Platform:
     coordination: Coordination
     upload_sessions: UploadSessionStore
     rate_limits: Optional[RateLimits] = None  # None: nothing is limited (unit-test platforms)
+    web_sessions: Optional[WebSessions] = None  # None: nobody signs in with a password (unit-test platforms)
     _close_last: list = field(default_factory=list)  # clients the adapters share (Redis), closed after them
     closed: threading.Event = field(default_factory=threading.Event)  # set by close(): background loops end
     _loops: list = field(default_factory=list)  # threads of start_loop, joined by close() before the engines close
@@ -49,6 +51,7 @@ class Platform:
             "coordination": self.coordination.engine,
             "upload_sessions": self.upload_sessions.engine,
             **({"rate_limits": self.rate_limits.engine} if self.rate_limits else {}),
+            **({"web_sessions": self.web_sessions.engine} if self.web_sessions else {}),
         }
 
     def engine_line(self) -> str:
@@ -75,10 +78,14 @@ class Platform:
         return EventIntake(self.settings, self.bus, self.videos.metadata)  # no counts, no upload progress
 
     @cached_property
-    def creators(self):
-        from reelhouse.services.creators import CreatorService
+    def accounts(self):
+        from argon2 import PasswordHasher
 
-        return CreatorService(self.catalog)
+        from reelhouse.services.accounts import AccountService
+
+        hasher = PasswordHasher(time_cost=self.settings.password_time_cost,
+                                memory_cost=self.settings.password_memory_kib, parallelism=1)
+        return AccountService(self.catalog, self.web_sessions, self.settings.session_ttl_s, hasher)
 
     @cached_property
     def maintenance(self):
@@ -118,6 +125,8 @@ class Platform:
         self.upload_sessions.close()
         if self.rate_limits:
             self.rate_limits.close()
+        if self.web_sessions:
+            self.web_sessions.close()
         for client in self._close_last:
             client.close()
 
@@ -183,6 +192,7 @@ def bootstrap(settings: Optional[Settings] = None) -> Platform:
     from reelhouse.adapters.coordination_redis import RedisCoordination
     from reelhouse.adapters.rate_limits_redis import RedisRateLimits
     from reelhouse.adapters.upload_sessions_redis import RedisUploadSessions
+    from reelhouse.adapters.web_sessions_redis import RedisWebSessions
 
     objects = _object_store(settings)
     for bucket in (settings.bucket_uploads, settings.bucket_media):
@@ -199,6 +209,7 @@ def bootstrap(settings: Optional[Settings] = None) -> Platform:
         coordination=RedisCoordination(client),
         upload_sessions=RedisUploadSessions(client, settings.upload_ttl_s),
         rate_limits=RedisRateLimits(client),
+        web_sessions=RedisWebSessions(client),
         _close_last=[client],
     )
 

@@ -98,13 +98,13 @@ def _register_commands() -> None:
     # Each module imports its heavy dependencies inside its command, so `reelhouse up` stays quick.
     from reelhouse.commands.activity import seed_activity
     from reelhouse.commands.airflow import airflow
-    from reelhouse.commands.creators import creators
+    from reelhouse.commands.creators import accounts, creators
     from reelhouse.commands.demo import demo
     from reelhouse.commands.upload import upload
     from reelhouse.commands.maintenance import maintenance
     from reelhouse.commands.worker import worker
 
-    for command in (creators, upload, demo, maintenance, worker, airflow, seed_activity):
+    for command in (creators, accounts, upload, demo, maintenance, worker, airflow, seed_activity):
         main.add_command(command)
 
 

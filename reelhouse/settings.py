@@ -109,6 +109,18 @@ class Settings(BaseSettings):
     events_rate_window_s: float = Field(default=60.0, gt=0)
     viewer_cookie_max_age_s: int = Field(default=2 * 365 * 24 * 3600, ge=60)  # the anonymous viewer's rh_viewer
 
+    # Accounts and sign-in (serving_api/auth.py, reelhouse/services/accounts.py)
+    session_ttl_s: int = Field(default=14 * 24 * 3600, ge=60)  # a web session (rh_session) lives this long
+    password_time_cost: int = Field(default=3, ge=1)  # argon2id passes (RFC 9106 low-memory profile)
+    password_memory_kib: int = Field(default=64 * 1024, ge=8)  # argon2id memory per hash, KiB
+    # Per client address (the trusted-proxy rule), refilled smoothly over the window; more is a 429.
+    signin_rate_limit: int = Field(default=10, ge=1)
+    signin_rate_window_s: float = Field(default=60.0, gt=0)
+    signup_rate_limit: int = Field(default=5, ge=1)
+    signup_rate_window_s: float = Field(default=600.0, gt=0)
+    comments_rate_limit: int = Field(default=20, ge=1)
+    comments_rate_window_s: float = Field(default=60.0, gt=0)
+
     # Playback: nginx in front of the API, caching /media/ (the local CDN tier)
     nginx_host: str = "127.0.0.1"
     nginx_port: int = 8780
@@ -253,6 +265,11 @@ class Settings(BaseSettings):
     @property
     def work_dir(self) -> Path:
         return self.home_dir / "work"
+
+    @property
+    def secret_key_path(self) -> Path:
+        """The home's signing secret (CSRF tokens), made once by ``home_secret``."""
+        return self.home_dir / "secret_key"
 
     @property
     def catalog_path(self) -> Path:

@@ -30,17 +30,19 @@ def create_app(settings: Optional[Settings] = None, platform: Optional[Platform]
     app.config["JSON_SORT_KEYS"] = False
     log.info("serving API %s starting; %s", reelhouse.__version__, platform.engine_line())
 
-    from serving_api import events, playback, problems, tus, uploads, videos, watch
-    from serving_api.auth import register_viewer_cookie
+    from serving_api import accounts, events, playback, problems, tus, uploads, videos, watch
+    from serving_api.auth import csrf_token, principal, register_caller_rule
 
     problems.register(app)
-    register_viewer_cookie(app)
+    register_caller_rule(app)
     app.register_blueprint(uploads.bp)
     app.register_blueprint(tus.bp)
     app.register_blueprint(videos.bp)
     app.register_blueprint(playback.bp)
     app.register_blueprint(watch.bp)
     app.register_blueprint(events.bp)
+    app.register_blueprint(accounts.bp)
+    app.jinja_env.globals.update(csrf_token=csrf_token, caller=principal)
 
     @app.get("/healthz")
     def healthz():

@@ -12,8 +12,8 @@ import json
 
 from flask import Blueprint, g, jsonify, request
 
-from reelhouse.services.errors import BadRequest, PayloadTooLarge, TooManyRequests
-from serving_api.auth import platform, viewer
+from reelhouse.services.errors import BadRequest, PayloadTooLarge
+from serving_api.auth import platform, spend_budget, viewer
 
 bp = Blueprint("events", __name__)
 
@@ -28,24 +28,12 @@ def take_events():
         raise PayloadTooLarge(f"a batch holds at most {settings.events_max_batch} events, not {len(events)}",
                               field="events", code="too_many_events")
     who = viewer()  # a bad bearer token is a 401 before anything is spent
-    _spend_budget(len(events), settings)
+    spend_budget("events", settings.events_rate_limit, settings.events_rate_window_s, len(events), "events")
     intake = platform().events.take(events, who, request.headers.get("User-Agent"))
     g.events = f"{intake.accepted}/{len(events)}"
     response = jsonify(accepted=intake.accepted, rejected=intake.rejected)
     response.status_code = 202 if intake.accepted else 400
     return response
-
-
-def _spend_budget(count: int, settings) -> None:
-    """The client address's budget (the address the trusted proxies forwarded, serving_api/public_urls)."""
-    limits = platform().rate_limits
-    if limits is None:
-        return
-    wait = limits.spend("events", request.remote_addr or "unknown", min(count, settings.events_rate_limit),
-                        settings.events_rate_limit, settings.events_rate_window_s)
-    if wait is not None:
-        raise TooManyRequests(f"too many events from this address; retry in {wait:.1f} s", field="events",
-                              retry_after_s=round(wait, 3))
 
 
 def _body(max_bytes: int) -> bytes:

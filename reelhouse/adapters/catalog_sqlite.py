@@ -12,6 +12,7 @@ instead of failing.
 """
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import json
 import os
@@ -23,11 +24,12 @@ import weakref
 from pathlib import Path
 from typing import Any, Optional
 
-from reelhouse.domain.creators import Creator
+from reelhouse.domain.accounts import ACCOUNT_MUTABLE_FIELDS, Account
+from reelhouse.domain.interactions import Comment
 from reelhouse.domain.videos import MUTABLE_FIELDS, Stage, Video, VideoStatus, check_transition
-from reelhouse.ports import Catalog, CatalogError, Page, VideoNotFound, decode_page_token, encode_page_token
+from reelhouse.ports import Catalog, CatalogError, CommentPage, Page, VideoNotFound, decode_page_token, encode_page_token
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
 BUSY_TIMEOUT_MS = 5000
 
 # Fields stored as JSON text; the rest map to plain columns.
@@ -36,8 +38,10 @@ JSON_FIELDS = {"tags", "media_info", "renditions", "cdn_urls"}
 VIDEO_COLUMNS = (
     "id", "creator_id", "title", "filename", "size", "content_type", "description", "tags", "category",
     "status", "stage", "progress", "reason", "source_bucket", "source_key", "duration_s", "width", "height",
-    "media_info", "renditions", "cdn_urls", "created_at", "updated_at",
+    "media_info", "renditions", "cdn_urls", "visibility", "created_at", "updated_at",
 )
+ACCOUNT_COLUMNS = ("id", "name", "token_hash", "created_at", "password_hash", "is_admin", "has_channel")
+COMMENT_COLUMNS = ("id", "video_id", "author_id", "text", "parent_id", "created_at")
 
 if set(VIDEO_COLUMNS) != {field.name for field in dataclasses.fields(Video)}:
     raise ImportError("Video's fields and the SQLite catalog's columns differ: add a column and bump SCHEMA_VERSION")
@@ -65,6 +69,7 @@ CREATE TABLE IF NOT EXISTS videos (
     media_info    TEXT NOT NULL,
     renditions    TEXT NOT NULL,
     cdn_urls      TEXT NOT NULL,
+    visibility    TEXT NOT NULL DEFAULT 'public',
     created_at    REAL NOT NULL,
     updated_at    REAL NOT NULL
 );
@@ -76,13 +81,43 @@ CREATE TABLE IF NOT EXISTS video_counters (
     value    INTEGER NOT NULL,
     PRIMARY KEY (video_id, name)
 ) WITHOUT ROWID;
-CREATE TABLE IF NOT EXISTS creators (
+CREATE TABLE IF NOT EXISTS accounts (
+    id            TEXT PRIMARY KEY,
+    name          TEXT NOT NULL UNIQUE,
+    token_hash    TEXT UNIQUE,
+    created_at    REAL NOT NULL,
+    password_hash TEXT,
+    is_admin      INTEGER NOT NULL DEFAULT 0,
+    has_channel   INTEGER NOT NULL DEFAULT 0
+);
+CREATE TABLE IF NOT EXISTS likes (
+    video_id   TEXT NOT NULL,
+    account_id TEXT NOT NULL,
+    created_at REAL NOT NULL,
+    PRIMARY KEY (video_id, account_id)
+) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS comments (
     id         TEXT PRIMARY KEY,
-    name       TEXT NOT NULL UNIQUE,
-    token_hash TEXT NOT NULL UNIQUE,
+    video_id   TEXT NOT NULL,
+    author_id  TEXT NOT NULL,
+    text       TEXT NOT NULL,
+    parent_id  TEXT NOT NULL DEFAULT '',
     created_at REAL NOT NULL
 );
+CREATE INDEX IF NOT EXISTS comments_by_video ON comments (video_id, parent_id, created_at DESC, id DESC);
 """
+
+# From schema version 1 (creators, videos without visibility) to 2: creators become accounts with a
+# channel, under the same ids, names and tokens. Runs in the transaction that creates version 2's objects.
+MIGRATIONS = {
+    2: (
+        "ALTER TABLE videos ADD COLUMN visibility TEXT NOT NULL DEFAULT 'public'",
+        "<schema>",
+        "INSERT INTO accounts (id, name, token_hash, created_at, has_channel) "
+        "SELECT id, name, token_hash, created_at, 1 FROM creators",
+        "DROP TABLE creators",
+    ),
+}
 SCHEMA_OBJECTS = re.findall(r"CREATE (?:TABLE|INDEX) IF NOT EXISTS (\w+)", SCHEMA)
 
 
@@ -151,9 +186,12 @@ class SQLiteCatalog(Catalog):
                     f"{self.path} has catalog schema version {version}, newer than this Reelhouse "
                     f"understands ({SCHEMA_VERSION}); upgrade Reelhouse or point it at another file"
                 )
-            for statement in SCHEMA.split(";"):
-                if statement.strip():
-                    connection.execute(statement)
+            steps = ["<schema>"] if version == 0 else \
+                [step for target in range(version + 1, SCHEMA_VERSION + 1) for step in MIGRATIONS[target]]
+            for step in steps:
+                for statement in (SCHEMA.split(";") if step == "<schema>" else [step]):
+                    if statement.strip():
+                        connection.execute(statement)
             connection.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
             connection.execute("COMMIT")
         except BaseException:
@@ -255,6 +293,8 @@ class SQLiteCatalog(Catalog):
         try:
             connection.execute("DELETE FROM videos WHERE id = ?", (video_id,))
             connection.execute("DELETE FROM video_counters WHERE video_id = ?", (video_id,))
+            connection.execute("DELETE FROM likes WHERE video_id = ?", (video_id,))
+            connection.execute("DELETE FROM comments WHERE video_id = ?", (video_id,))
             connection.execute("COMMIT")
         except BaseException:
             connection.execute("ROLLBACK")
@@ -268,39 +308,145 @@ class SQLiteCatalog(Catalog):
             (video_id, counter, int(amount)),
         )
 
+    def set_counter(self, video_id: str, counter: str, value: int) -> None:
+        self._conn().execute(
+            "INSERT INTO video_counters (video_id, name, value) VALUES (?, ?, ?) "
+            "ON CONFLICT (video_id, name) DO UPDATE SET value = excluded.value",
+            (video_id, counter, int(value)),
+        )
+
     def counters(self, video_id: str) -> dict[str, int]:
         rows = self._conn().execute(
             "SELECT name, value FROM video_counters WHERE video_id = ?", (video_id,)
         ).fetchall()
         return dict(rows)
 
-    # ------------------------------------------------------------------ creators
-    def create_creator(self, creator: Creator) -> None:
+    # ------------------------------------------------------------------ accounts
+    def create_account(self, account: Account) -> None:
+        row = _account_to_row(account)
         try:
             self._conn().execute(
-                "INSERT INTO creators (id, name, token_hash, created_at) VALUES (?, ?, ?, ?)",
-                (creator.id, creator.name, creator.token_hash, creator.created_at),
+                f"INSERT INTO accounts ({', '.join(ACCOUNT_COLUMNS)}) VALUES ({', '.join('?' for _ in ACCOUNT_COLUMNS)})",
+                row,
             )
         except sqlite3.IntegrityError as exc:
             raise CatalogError(
-                f"a creator with id {creator.id!r}, name {creator.name!r} or the same token already exists"
+                f"an account with id {account.id!r}, name {account.name!r} or the same token already exists"
             ) from exc
 
-    def get_creator(self, creator_id: str) -> Optional[Creator]:
-        return self._creator_where("id", creator_id)
+    def get_account(self, account_id: str) -> Optional[Account]:
+        return self._account_where("id", account_id)
 
-    def creator_by_token_hash(self, token_hash: str) -> Optional[Creator]:
-        return self._creator_where("token_hash", token_hash)
+    def account_by_token_hash(self, token_hash: str) -> Optional[Account]:
+        return self._account_where("token_hash", token_hash)
 
-    def creator_by_name(self, name: str) -> Optional[Creator]:
-        return self._creator_where("name", name)
+    def account_by_name(self, name: str) -> Optional[Account]:
+        return self._account_where("name", name)
 
-    def _creator_where(self, column: str, value: str) -> Optional[Creator]:
+    def update_account(self, account_id: str, **fields) -> None:
+        _check_account_fields(fields)
+        if not fields:
+            return
+        cursor = self._conn().execute(
+            f"UPDATE accounts SET {', '.join(f'{name} = ?' for name in fields)} WHERE id = ?",
+            [*fields.values(), account_id],
+        )
+        if cursor.rowcount == 0:
+            raise CatalogError(f"no account with id {account_id!r}")
+
+    def _account_where(self, column: str, value: str) -> Optional[Account]:
         # ``column`` is one of three names fixed above, never user input.
         row = self._conn().execute(
-            f"SELECT id, name, token_hash, created_at FROM creators WHERE {column} = ?", (value,)
+            f"SELECT {', '.join(ACCOUNT_COLUMNS)} FROM accounts WHERE {column} = ?", (value,)
         ).fetchone()
-        return Creator(*row) if row else None
+        return Account(**dict(zip(ACCOUNT_COLUMNS, row))) if row else None
+
+    # ------------------------------------------------------------------ likes, comments
+    def set_like(self, video_id: str, account_id: str, liked: bool) -> bool:
+        with self._transaction() as connection:
+            if liked:
+                changed = connection.execute(
+                    "INSERT OR IGNORE INTO likes (video_id, account_id, created_at) VALUES (?, ?, ?)",
+                    (video_id, account_id, time.time()),
+                ).rowcount == 1
+            else:
+                changed = connection.execute(
+                    "DELETE FROM likes WHERE video_id = ? AND account_id = ?", (video_id, account_id)
+                ).rowcount == 1
+            if changed:
+                self._count(connection, video_id, "likes", 1 if liked else -1)
+            return changed
+
+    def is_liked(self, video_id: str, account_id: str) -> bool:
+        return self._conn().execute(
+            "SELECT 1 FROM likes WHERE video_id = ? AND account_id = ?", (video_id, account_id)
+        ).fetchone() is not None
+
+    def add_comment(self, comment: Comment) -> None:
+        row = _comment_to_row(comment)
+        with self._transaction() as connection:
+            try:
+                connection.execute(
+                    f"INSERT INTO comments ({', '.join(COMMENT_COLUMNS)}) "
+                    f"VALUES ({', '.join('?' for _ in COMMENT_COLUMNS)})", row,
+                )
+            except sqlite3.IntegrityError as exc:
+                raise CatalogError(f"a comment with id {comment.id!r} already exists") from exc
+            self._count(connection, comment.video_id, "comments", 1)
+
+    def get_comment(self, comment_id: str) -> Optional[Comment]:
+        row = self._conn().execute(
+            f"SELECT {', '.join(COMMENT_COLUMNS)} FROM comments WHERE id = ?", (comment_id,)
+        ).fetchone()
+        return _row_to_comment(row) if row else None
+
+    def comments_of(self, video_id: str, parent_id: Optional[str] = None, limit: int = 20,
+                    page_token: Optional[str] = None) -> CommentPage:
+        if limit < 1:
+            raise ValueError(f"limit must be at least 1, not {limit}")
+        columns, after = ", ".join(COMMENT_COLUMNS), ""
+        values: list[Any] = [video_id, parent_id or ""]
+        if page_token is not None:
+            after = "AND (created_at, id) < (?, ?) "
+            values += list(decode_page_token(page_token))
+        rows = self._conn().execute(
+            f"SELECT {columns} FROM comments WHERE video_id = ? AND parent_id = ? {after}"
+            "ORDER BY created_at DESC, id DESC LIMIT ?", [*values, limit + 1],
+        ).fetchall()
+        items = [_row_to_comment(row) for row in rows[:limit]]
+        next_token = encode_page_token(items[-1].created_at, items[-1].id) if len(rows) > limit else None
+        return CommentPage(items=items, next_token=next_token)
+
+    def delete_comment(self, comment_id: str) -> list[str]:
+        with self._transaction() as connection:
+            row = connection.execute("SELECT video_id FROM comments WHERE id = ?", (comment_id,)).fetchone()
+            if row is None:
+                return []
+            ids = [comment_id] + [reply for (reply,) in connection.execute(
+                "SELECT id FROM comments WHERE parent_id = ?", (comment_id,))]
+            connection.execute(
+                f"DELETE FROM comments WHERE id IN ({', '.join('?' for _ in ids)})", ids)
+            self._count(connection, row[0], "comments", -len(ids))
+            return ids
+
+    @staticmethod
+    def _count(connection: sqlite3.Connection, video_id: str, counter: str, amount: int) -> None:
+        connection.execute(
+            "INSERT INTO video_counters (video_id, name, value) VALUES (?, ?, ?) "
+            "ON CONFLICT (video_id, name) DO UPDATE SET value = value + excluded.value",
+            (video_id, counter, int(amount)),
+        )
+
+    @contextlib.contextmanager
+    def _transaction(self):
+        connection = self._conn()
+        connection.execute("BEGIN IMMEDIATE")
+        try:
+            yield connection
+        except BaseException:
+            connection.execute("ROLLBACK")
+            raise
+        connection.execute("COMMIT")
 
 
 # ---------------------------------------------------------------------- rows
@@ -325,6 +471,28 @@ def _assignments(columns: dict[str, Any]) -> tuple[str, list[Any]]:
     """``SET`` text and values; names are checked against MUTABLE_FIELDS (or fixed) before they get here."""
     columns = {**columns, "updated_at": time.time()}
     return ", ".join(f"{name} = ?" for name in columns), list(columns.values())
+
+
+def _check_account_fields(fields: dict[str, Any]) -> None:
+    unknown = set(fields) - ACCOUNT_MUTABLE_FIELDS
+    if unknown:
+        raise ValueError(f"cannot update {', '.join(sorted(unknown))} of an account: only "
+                         f"{', '.join(sorted(ACCOUNT_MUTABLE_FIELDS))} may change")
+
+
+def _account_to_row(account: Account) -> list[Any]:
+    return [getattr(account, name) for name in ACCOUNT_COLUMNS]
+
+
+def _comment_to_row(comment: Comment) -> list[Any]:
+    return [comment.id, comment.video_id, comment.author_id, comment.text, comment.parent_id or "",
+            comment.created_at]
+
+
+def _row_to_comment(row: tuple) -> Comment:
+    data = dict(zip(COMMENT_COLUMNS, row))
+    data["parent_id"] = data["parent_id"] or None
+    return Comment(**data)
 
 
 def _video_to_row(video: Video) -> dict[str, Any]:

@@ -37,10 +37,10 @@ def _demo_creator(platform, folder: Path) -> tuple[str, str]:
     credentials = folder / "creator.json"
     if credentials.exists():
         saved = json.loads(credentials.read_text())
-        if platform.creators.authenticate(f"Bearer {saved['token']}").id == saved["id"]:
+        if platform.accounts.authenticate(f"Bearer {saved['token']}").id == saved["id"]:
             return saved["name"], saved["token"]
     name = f"demo-creator-{int(time.time())}"
-    creator, token = platform.creators.add(name)
+    creator, token = platform.accounts.add_creator(name)
     credentials.write_text(json.dumps({"id": creator.id, "name": name, "token": token}))
     credentials.chmod(0o600)
     return name, token

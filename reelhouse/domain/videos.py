@@ -89,6 +89,7 @@ class Video:
     media_info: dict[str, Any] = field(default_factory=dict)  # what ffprobe said
     renditions: list[dict[str, Any]] = field(default_factory=list)
     cdn_urls: dict[str, str] = field(default_factory=dict)
+    visibility: str = "public"  # public | unlisted | private (reelhouse/domain/interactions.py)
     created_at: float = field(default_factory=time.time)
     updated_at: float = field(default_factory=time.time)
 
@@ -112,5 +113,6 @@ class Video:
 MUTABLE_FIELDS = {
     "title", "description", "tags", "category", "progress", "reason", "duration_s", "width", "height",
     "media_info", "renditions", "cdn_urls", "source_bucket", "source_key", "content_type",
+    "visibility",
     "size",  # declared late by a tus upload created with Upload-Defer-Length
 }

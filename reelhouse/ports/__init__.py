@@ -13,7 +13,7 @@ from reelhouse.ports.object_store import (
     ObjectInfo, PartInfo, MIN_PART_SIZE, ObjectStore,
 )
 from reelhouse.ports.catalog import (
-    CatalogError, VideoNotFound, Page, encode_page_token, decode_page_token, Catalog,
+    CatalogError, VideoNotFound, Page, CommentPage, encode_page_token, decode_page_token, Catalog,
 )
 from reelhouse.ports.bus import (
     Message, Bus, encode_records, Subscription,
@@ -49,6 +49,7 @@ __all__ = [
     "CatalogError",
     "VideoNotFound",
     "Page",
+    "CommentPage",
     "encode_page_token",
     "decode_page_token",
     "Catalog",

@@ -8,7 +8,8 @@ import json
 from dataclasses import dataclass
 from typing import Optional
 
-from reelhouse.domain.creators import Creator
+from reelhouse.domain.accounts import Account
+from reelhouse.domain.interactions import Comment
 from reelhouse.domain.videos import Stage, Video, VideoStatus
 
 
@@ -23,6 +24,12 @@ class VideoNotFound(CatalogError):
 @dataclass
 class Page:
     items: list[Video]
+    next_token: Optional[str] = None
+
+
+@dataclass
+class CommentPage:
+    items: list[Comment]
     next_token: Optional[str] = None
 
 
@@ -92,24 +99,63 @@ class Catalog(abc.ABC):
     def delete_video(self, video_id: str) -> None:
         """Idempotent."""
 
+    # ------------------------------------------------------------------ counters
     @abc.abstractmethod
     def increment(self, video_id: str, counter: str, amount: int = 1) -> None: ...
 
     @abc.abstractmethod
+    def set_counter(self, video_id: str, counter: str, value: int) -> None:
+        """Make the counter ``value`` (absolute: a replayed write changes nothing). One writer per
+        counter (the lakehouse stream's views): on Cassandra it is a read and an increment by the
+        difference, which two writers at once would race."""
+
+    @abc.abstractmethod
     def counters(self, video_id: str) -> dict[str, int]: ...
 
+    # ------------------------------------------------------------------ accounts
     @abc.abstractmethod
-    def create_creator(self, creator: Creator) -> None:
-        """Raises CatalogError if the id or the name is taken."""
+    def create_account(self, account: Account) -> None:
+        """Raises CatalogError if the id, the name or the token hash is taken."""
 
     @abc.abstractmethod
-    def get_creator(self, creator_id: str) -> Optional[Creator]: ...
+    def get_account(self, account_id: str) -> Optional[Account]: ...
 
     @abc.abstractmethod
-    def creator_by_token_hash(self, token_hash: str) -> Optional[Creator]: ...
+    def account_by_token_hash(self, token_hash: str) -> Optional[Account]: ...
 
     @abc.abstractmethod
-    def creator_by_name(self, name: str) -> Optional[Creator]: ...
+    def account_by_name(self, name: str) -> Optional[Account]: ...
+
+    @abc.abstractmethod
+    def update_account(self, account_id: str, **fields) -> None:
+        """Set ``ACCOUNT_MUTABLE_FIELDS``; raises CatalogError for an unknown account."""
+
+    # ------------------------------------------------------------------ likes, comments
+    @abc.abstractmethod
+    def set_like(self, video_id: str, account_id: str, liked: bool) -> bool:
+        """Store or remove one account's like; True if that changed anything, and then the video's
+        ``likes`` counter moved by one in the same write (never twice for one like)."""
+
+    @abc.abstractmethod
+    def is_liked(self, video_id: str, account_id: str) -> bool: ...
+
+    @abc.abstractmethod
+    def add_comment(self, comment: Comment) -> None:
+        """Store it and count it in the video's ``comments`` counter; CatalogError if the id exists."""
+
+    @abc.abstractmethod
+    def get_comment(self, comment_id: str) -> Optional[Comment]: ...
+
+    @abc.abstractmethod
+    def comments_of(self, video_id: str, parent_id: Optional[str] = None, limit: int = 20,
+                    page_token: Optional[str] = None) -> CommentPage:
+        """A video's top-level comments (``parent_id`` None), or the replies to one, newest first
+        (created_at, then id, descending), keyset-paged like ``videos_by_creator``."""
+
+    @abc.abstractmethod
+    def delete_comment(self, comment_id: str) -> list[str]:
+        """Delete a comment and its replies; the ids deleted (none if it was gone). The video's
+        ``comments`` counter falls by that many."""
 
     def close(self) -> None:
         pass

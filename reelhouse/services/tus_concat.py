@@ -22,7 +22,7 @@ import logging
 from typing import Iterator
 from urllib.parse import urlsplit
 
-from reelhouse.domain.creators import Principal, may_modify_video
+from reelhouse.domain.accounts import Principal, may_modify_video
 from reelhouse.domain.uploads import UploadSession, new_upload_id
 from reelhouse.ports import NoSuchUpload
 from reelhouse.services.errors import BadRequest, Forbidden, PayloadTooLarge, Unauthorized

@@ -9,7 +9,7 @@ from __future__ import annotations
 import hashlib
 from typing import BinaryIO, Optional
 
-from reelhouse.domain.creators import Principal
+from reelhouse.domain.accounts import Principal
 from reelhouse.ports import NoSuchUpload
 from reelhouse.services.errors import BadRequest, Conflict
 

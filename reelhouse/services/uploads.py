@@ -14,7 +14,7 @@ import logging
 import time
 from typing import BinaryIO, Iterator, Optional
 
-from reelhouse.domain.creators import Principal, may_modify_video
+from reelhouse.domain.accounts import Principal, may_modify_video
 from reelhouse.domain.videos import Stage, Video, VideoStatus, new_video_id
 from reelhouse.domain.uploads import UploadSession, new_upload_id
 from reelhouse.ports import (

@@ -69,20 +69,53 @@ class InvalidatingCatalog(Catalog):
         self.inner.increment(video_id, counter, amount)
         self._drop_counts(video_id)
 
+    def set_counter(self, video_id, counter, value):
+        self.inner.set_counter(video_id, counter, value)
+        self._drop_counts(video_id)
+
     def counters(self, video_id):
         return self.inner.counters(video_id)
 
-    def create_creator(self, creator):
-        self.inner.create_creator(creator)
+    def create_account(self, account):
+        self.inner.create_account(account)
 
-    def get_creator(self, creator_id):
-        return self.inner.get_creator(creator_id)
+    def get_account(self, account_id):
+        return self.inner.get_account(account_id)
 
-    def creator_by_token_hash(self, token_hash):
-        return self.inner.creator_by_token_hash(token_hash)
+    def update_account(self, account_id, **fields):
+        self.inner.update_account(account_id, **fields)
 
-    def creator_by_name(self, name):
-        return self.inner.creator_by_name(name)
+    def set_like(self, video_id, account_id, liked):
+        changed = self.inner.set_like(video_id, account_id, liked)
+        if changed:
+            self._drop_counts(video_id)
+        return changed
+
+    def is_liked(self, video_id, account_id):
+        return self.inner.is_liked(video_id, account_id)
+
+    def add_comment(self, comment):
+        self.inner.add_comment(comment)
+        self._drop_counts(comment.video_id)
+
+    def get_comment(self, comment_id):
+        return self.inner.get_comment(comment_id)
+
+    def comments_of(self, video_id, parent_id=None, limit=20, page_token=None):
+        return self.inner.comments_of(video_id, parent_id, limit, page_token)
+
+    def delete_comment(self, comment_id):
+        comment = self.inner.get_comment(comment_id)
+        deleted = self.inner.delete_comment(comment_id)
+        if comment is not None:
+            self._drop_counts(comment.video_id)
+        return deleted
+
+    def account_by_token_hash(self, token_hash):
+        return self.inner.account_by_token_hash(token_hash)
+
+    def account_by_name(self, name):
+        return self.inner.account_by_name(name)
 
     def close(self):
         self.inner.close()
@@ -125,7 +158,7 @@ class VideoQueries:
         return counts
 
     def _render(self, video: Video) -> dict:
-        creator = self.catalog.get_creator(video.creator_id)
+        creator = self.catalog.get_account(video.creator_id)
         done = video.status != VideoStatus.UPLOADING
         urls = playback_urls(self.settings, video.id) if video.status == VideoStatus.READY else {}
         return {

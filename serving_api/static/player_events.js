@@ -59,14 +59,21 @@ window.ReelhouseEvents = (() => {
       return 0
     }
 
+    // The page's CSRF token (serving_api/auth.py): a header for fetch, a query parameter for sendBeacon,
+    // which cannot set headers. A response may carry a newer one (after signing in elsewhere).
+    let csrf = (document.querySelector('meta[name="csrf-token"]') || {}).content || ''
+
     function flush(leaving) {
       if (!queue.length) return
       const batch = queue.splice(0, MAX_BATCH)
       const body = JSON.stringify(batch)
-      if (leaving && navigator.sendBeacon && navigator.sendBeacon('/events', new Blob([body], { type: 'application/json' }))) {
+      const beacon = '/events?csrf=' + encodeURIComponent(csrf)
+      if (leaving && navigator.sendBeacon && navigator.sendBeacon(beacon, new Blob([body], { type: 'application/json' }))) {
         return
       }
-      fetch('/events', { method: 'POST', body, headers: { 'Content-Type': 'application/json' }, keepalive: true })
+      fetch('/events', { method: 'POST', body, keepalive: true,
+                         headers: { 'Content-Type': 'application/json', 'X-CSRF-Token': csrf } })
+        .then((answer) => { csrf = answer.headers.get('X-CSRF-Token') || csrf })
         .catch(() => { if (!leaving) queue.unshift(...batch.slice(0, MAX_BATCH - queue.length)) })  // next flush retries
     }
 

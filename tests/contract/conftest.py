@@ -2,8 +2,24 @@ from __future__ import annotations
 
 import pytest
 
-CASSANDRA_TABLES = ("videos", "videos_by_creator", "videos_by_stage", "video_counters", "creators",
-                    "creators_by_name", "creators_by_token_hash")
+CASSANDRA_TABLES = ("videos", "videos_by_creator", "videos_by_stage", "video_counters", "accounts",
+                    "accounts_by_name", "accounts_by_token_hash", "likes", "comments", "comments_by_video")
+
+
+@pytest.fixture(params=["memory", "sqlite", pytest.param("cassandra", marks=pytest.mark.full)])
+def catalog(request, tmp_path):
+    """Each Catalog implementation in turn: the contract suites run unchanged against all three."""
+    from reelhouse.adapters.catalog_sqlite import SQLiteCatalog
+    from tests.fakes.catalog import InMemoryCatalog
+
+    if request.param == "memory":
+        implementation = InMemoryCatalog()
+    elif request.param == "sqlite":
+        implementation = SQLiteCatalog(tmp_path / "catalog.db")
+    else:  # a real Apache Cassandra node, started once per run
+        implementation = request.getfixturevalue("cassandra_catalog")
+    yield implementation
+    implementation.close()
 
 
 @pytest.fixture(scope="session")

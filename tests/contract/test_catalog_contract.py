@@ -8,25 +8,13 @@ import threading
 
 import pytest
 
-from reelhouse.adapters.catalog_sqlite import SQLiteCatalog
-from reelhouse.domain.creators import Creator, hash_token, new_api_token
+from reelhouse.domain.accounts import Account, hash_token, new_api_token
 from reelhouse.domain.videos import InvalidTransition, Stage, Video, VideoStatus
 from reelhouse.ports import CatalogError, VideoNotFound
-from tests.fakes.catalog import InMemoryCatalog
 
 S, T = VideoStatus, Stage
 
 
-@pytest.fixture(params=["memory", "sqlite", pytest.param("cassandra", marks=pytest.mark.full)])
-def catalog(request, tmp_path):
-    if request.param == "memory":
-        implementation = InMemoryCatalog()
-    elif request.param == "sqlite":
-        implementation = SQLiteCatalog(tmp_path / "catalog.db")
-    else:  # a real Apache Cassandra node, started once per run (tests/contract/conftest.py)
-        implementation = request.getfixturevalue("cassandra_catalog")
-    yield implementation
-    implementation.close()
 
 
 def a_video(video_id: str = "v1", creator_id: str = "c1", created_at: float = 1_700_000_000.0, **overrides) -> Video:
@@ -37,8 +25,9 @@ def a_video(video_id: str = "v1", creator_id: str = "c1", created_at: float = 1_
     return Video(**{**fields, **overrides})
 
 
-def a_creator(name: str = "ada", creator_id: str = "c1") -> Creator:
-    return Creator(id=creator_id, name=name, token_hash=hash_token(new_api_token()), created_at=1_700_000_000.5)
+def a_creator(name: str = "ada", creator_id: str = "c1") -> Account:
+    return Account(id=creator_id, name=name, token_hash=hash_token(new_api_token()), created_at=1_700_000_000.5,
+                   has_channel=True)
 
 
 def run_together(count: int, work) -> list:
@@ -72,7 +61,8 @@ def test_a_video_reads_back_exactly_with_every_field(catalog):
         source_bucket="uploads", source_key="c-owner/v-every-field/source", duration_s=61.033333333333331,
         width=3840, height=2160, media_info={"format": {"bit_rate": 5_000_000}, "streams": [{"codec": "h264"}]},
         renditions=[{"name": "720p", "bitrate": 3_000_000, "playlist": "720p/index.m3u8"}],
-        cdn_urls={"hls": "https://cdn.example/v/master.m3u8"}, created_at=1_700_000_000.123456, updated_at=1_700_000_001.654321,
+        cdn_urls={"hls": "https://cdn.example/v/master.m3u8"}, visibility="unlisted",
+        created_at=1_700_000_000.123456, updated_at=1_700_000_001.654321,
     )
     defaults = Video(id="", creator_id="", title="", filename="", size=0)
     same_as_default = [f.name for f in dataclasses.fields(Video) if getattr(video, f.name) == getattr(defaults, f.name)]
@@ -310,25 +300,25 @@ def test_concurrent_increments_are_all_counted(catalog):
 # ---------------------------------------------------------------------------- creators
 def test_creators_are_found_by_id_token_hash_and_name(catalog):
     creator = a_creator("ada", "c1")
-    catalog.create_creator(creator)
+    catalog.create_account(creator)
 
-    assert catalog.get_creator("c1") == creator
-    assert catalog.creator_by_token_hash(creator.token_hash) == creator
-    assert catalog.creator_by_name("ada") == creator
-    assert catalog.get_creator("c-nobody") is None
-    assert catalog.creator_by_token_hash(hash_token("rh_wrong")) is None
-    assert catalog.creator_by_name("grace") is None
+    assert catalog.get_account("c1") == creator
+    assert catalog.account_by_token_hash(creator.token_hash) == creator
+    assert catalog.account_by_name("ada") == creator
+    assert catalog.get_account("c-nobody") is None
+    assert catalog.account_by_token_hash(hash_token("rh_wrong")) is None
+    assert catalog.account_by_name("grace") is None
 
 
 def test_a_taken_creator_name_or_id_is_refused(catalog):
     original = a_creator("ada", "c1")
-    catalog.create_creator(original)
+    catalog.create_account(original)
 
     with pytest.raises(CatalogError):
-        catalog.create_creator(a_creator("ada", "c2"))
+        catalog.create_account(a_creator("ada", "c2"))
     with pytest.raises(CatalogError):
-        catalog.create_creator(a_creator("grace", "c1"))
+        catalog.create_account(a_creator("grace", "c1"))
 
-    assert catalog.creator_by_name("ada") == original
-    assert catalog.get_creator("c2") is None
-    assert catalog.creator_by_name("grace") is None
+    assert catalog.account_by_name("ada") == original
+    assert catalog.get_account("c2") is None
+    assert catalog.account_by_name("grace") is None

@@ -90,7 +90,7 @@ def live_api(tmp_path, redis_server, redis_client):
 @pytest.fixture
 def live_creator(live_api):
     platform = live_api.platform()
-    creator, token = platform.creators.add("e2e-creator")
+    creator, token = platform.accounts.add_creator("e2e-creator")
     platform.close()
     return {"id": creator.id, "token": token}
 
@@ -164,6 +164,6 @@ def live_stack(tmp_path, redis_server, redis_client):
 @pytest.fixture
 def stack_creator(live_stack):
     platform = live_stack.platform()
-    creator, token = platform.creators.add("e2e-viewer-creator")
+    creator, token = platform.accounts.add_creator("e2e-viewer-creator")
     platform.close()
     return {"id": creator.id, "token": token}

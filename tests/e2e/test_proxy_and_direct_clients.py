@@ -53,8 +53,8 @@ def edge(tmp_path_factory, redis_server):
     with redis.Redis(port=settings.redis_port, db=settings.redis_db) as stack_redis:
         stack_redis.flushdb()
     platform = bootstrap(settings)
-    owner = platform.creators.add("edge-owner")[1]
-    other = platform.creators.add("edge-other")[1]
+    owner = platform.accounts.add_creator("edge-owner")[1]
+    other = platform.accounts.add_creator("edge-other")[1]
     lines: list[str] = []
     try:
         services.up(settings, ["api", "nginx"], say=lines.append)

@@ -46,7 +46,7 @@ def test_a_shutdown_in_the_middle_of_a_probe_leaves_the_video_to_be_probed_again
     api.start()
     platform = bootstrap(settings)
     try:
-        _, token = platform.creators.add("creator")
+        _, token = platform.accounts.add_creator("creator")
         data = e2e_clips["small"].read_bytes()
         created = requests.post(f"{api.url}/files/", data=data, timeout=30, headers={
             **TUS, "Authorization": f"Bearer {token}", "Upload-Length": str(len(data)),

@@ -7,9 +7,10 @@ import threading
 import time
 from typing import Optional
 
-from reelhouse.domain.creators import Creator
+from reelhouse.domain.accounts import ACCOUNT_MUTABLE_FIELDS, Account
+from reelhouse.domain.interactions import Comment
 from reelhouse.domain.videos import MUTABLE_FIELDS, Stage, Video, VideoStatus, check_transition
-from reelhouse.ports import Catalog, CatalogError, Page, VideoNotFound, decode_page_token, encode_page_token
+from reelhouse.ports import Catalog, CatalogError, CommentPage, Page, VideoNotFound, decode_page_token, encode_page_token
 
 
 class InMemoryCatalog(Catalog):
@@ -20,7 +21,9 @@ class InMemoryCatalog(Catalog):
         # Stored as JSON text so callers never share mutable state with the catalog, as with a real engine.
         self._videos: dict[str, str] = {}
         self._counters: dict[str, dict[str, int]] = {}
-        self._creators: dict[str, Creator] = {}
+        self._creators: dict[str, Account] = {}
+        self._likes: set[tuple[str, str]] = set()
+        self._comments: dict[str, Comment] = {}
 
     # ------------------------------------------------------------------ videos
     def create_video(self, video: Video) -> None:
@@ -100,6 +103,8 @@ class InMemoryCatalog(Catalog):
         with self._lock:
             self._videos.pop(video_id, None)
             self._counters.pop(video_id, None)
+            self._likes = {like for like in self._likes if like[0] != video_id}
+            self._comments = {key: c for key, c in self._comments.items() if c.video_id != video_id}
 
     # ------------------------------------------------------------------ counters
     def increment(self, video_id: str, counter: str, amount: int = 1) -> None:
@@ -107,30 +112,99 @@ class InMemoryCatalog(Catalog):
             counters = self._counters.setdefault(video_id, {})
             counters[counter] = counters.get(counter, 0) + int(amount)
 
+    def set_counter(self, video_id: str, counter: str, value: int) -> None:
+        with self._lock:
+            self._counters.setdefault(video_id, {})[counter] = int(value)
+
     def counters(self, video_id: str) -> dict[str, int]:
         with self._lock:
             return dict(self._counters.get(video_id, {}))
 
     # ------------------------------------------------------------------ creators
-    def create_creator(self, creator: Creator) -> None:
+    def create_account(self, creator: Account) -> None:
         with self._lock:
             for existing in self._creators.values():
-                if creator.id == existing.id or creator.name == existing.name or creator.token_hash == existing.token_hash:
+                same_token = creator.token_hash is not None and creator.token_hash == existing.token_hash
+                if creator.id == existing.id or creator.name == existing.name or same_token:
                     raise CatalogError(
                         f"a creator with id {creator.id!r}, name {creator.name!r} or the same token already exists"
                     )
             self._creators[creator.id] = dataclasses.replace(creator)
 
-    def get_creator(self, creator_id: str) -> Optional[Creator]:
+    def get_account(self, creator_id: str) -> Optional[Account]:
         return self._find_creator(lambda creator: creator.id == creator_id)
 
-    def creator_by_token_hash(self, token_hash: str) -> Optional[Creator]:
+    def account_by_token_hash(self, token_hash: str) -> Optional[Account]:
         return self._find_creator(lambda creator: creator.token_hash == token_hash)
 
-    def creator_by_name(self, name: str) -> Optional[Creator]:
+    def account_by_name(self, name: str) -> Optional[Account]:
         return self._find_creator(lambda creator: creator.name == name)
 
-    def _find_creator(self, matches) -> Optional[Creator]:
+    def update_account(self, account_id: str, **fields) -> None:
+        unknown = set(fields) - ACCOUNT_MUTABLE_FIELDS
+        if unknown:
+            raise ValueError(f"cannot update {', '.join(sorted(unknown))} of an account")
+        with self._lock:
+            if account_id not in self._creators:
+                raise CatalogError(f"no account with id {account_id!r}")
+            self._creators[account_id] = dataclasses.replace(self._creators[account_id], **fields)
+
+    # ------------------------------------------------------------------ likes, comments
+    def set_like(self, video_id: str, account_id: str, liked: bool) -> bool:
+        with self._lock:
+            key = (video_id, account_id)
+            if (key in self._likes) == liked:
+                return False
+            (self._likes.add if liked else self._likes.discard)(key)
+            counters = self._counters.setdefault(video_id, {})
+            counters["likes"] = counters.get("likes", 0) + (1 if liked else -1)
+            return True
+
+    def is_liked(self, video_id: str, account_id: str) -> bool:
+        with self._lock:
+            return (video_id, account_id) in self._likes
+
+    def add_comment(self, comment: Comment) -> None:
+        with self._lock:
+            if comment.id in self._comments:
+                raise CatalogError(f"a comment with id {comment.id!r} already exists")
+            self._comments[comment.id] = dataclasses.replace(comment)
+            counters = self._counters.setdefault(comment.video_id, {})
+            counters["comments"] = counters.get("comments", 0) + 1
+
+    def get_comment(self, comment_id: str) -> Optional[Comment]:
+        with self._lock:
+            found = self._comments.get(comment_id)
+            return dataclasses.replace(found) if found else None
+
+    def comments_of(self, video_id: str, parent_id: Optional[str] = None, limit: int = 20,
+                    page_token: Optional[str] = None) -> CommentPage:
+        if limit < 1:
+            raise ValueError(f"limit must be at least 1, not {limit}")
+        after = decode_page_token(page_token) if page_token else None
+        with self._lock:
+            mine = sorted((dataclasses.replace(c) for c in self._comments.values()
+                           if c.video_id == video_id and c.parent_id == parent_id),
+                          key=lambda c: (c.created_at, c.id), reverse=True)
+        if after is not None:
+            mine = [c for c in mine if (c.created_at, c.id) < after]
+        items = mine[:limit]
+        next_token = encode_page_token(items[-1].created_at, items[-1].id) if len(mine) > limit else None
+        return CommentPage(items=items, next_token=next_token)
+
+    def delete_comment(self, comment_id: str) -> list[str]:
+        with self._lock:
+            comment = self._comments.get(comment_id)
+            if comment is None:
+                return []
+            ids = [comment_id] + [c.id for c in self._comments.values() if c.parent_id == comment_id]
+            for key in ids:
+                del self._comments[key]
+            counters = self._counters.setdefault(comment.video_id, {})
+            counters["comments"] = counters.get("comments", 0) - len(ids)
+            return ids
+
+    def _find_creator(self, matches) -> Optional[Account]:
         with self._lock:
             found = next((creator for creator in self._creators.values() if matches(creator)), None)
             return dataclasses.replace(found) if found else None

@@ -67,13 +67,13 @@ def client(app):
 
 @pytest.fixture
 def creator(platform):
-    created, token = platform.creators.add("alice")
+    created, token = platform.accounts.add_creator("alice")
     return {"id": created.id, "token": token, "auth": {"Authorization": f"Bearer {token}"}}
 
 
 @pytest.fixture
 def other_creator(platform):
-    created, token = platform.creators.add("mallory")
+    created, token = platform.accounts.add_creator("mallory")
     return {"id": created.id, "token": token, "auth": {"Authorization": f"Bearer {token}"}}
 
 

@@ -94,11 +94,11 @@ def test_a_process_opening_the_catalog_never_waits_for_a_busy_writer(tmp_path):
         started = time.monotonic()
         catalog = SQLiteCatalog(path)
         opened_s = time.monotonic() - started
-        assert catalog.get_creator("c1") is None  # not committed yet
+        assert catalog.get_account("c1") is None  # not committed yet
         writer.execute("COMMIT")
     # the old way waited out the whole busy timeout and then failed; a read takes milliseconds
     assert opened_s < BUSY_TIMEOUT_MS / 1000 / 2, f"opening waited {opened_s:.1f} s for the writer"
-    assert catalog.get_creator("c1").name == "busy"
+    assert catalog.get_account("c1").name == "busy"
     catalog.close()
 
 

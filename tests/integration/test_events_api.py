@@ -71,15 +71,21 @@ def test_accepted_events_go_onto_the_bus_keyed_by_video_with_what_the_server_add
 
 
 def test_a_returning_viewer_keeps_its_cookie_and_a_token_makes_it_an_account(client, video, creator, on_the_bus):
-    client.post("/events", json=[_event(video.id)])
-    first = client.get_cookie("rh_viewer").value
-    client.post("/events", json=[_event(video.id)])
+    answer = client.post("/events", json=[_event(video.id)])
+    first, csrf = client.get_cookie("rh_viewer").value, answer.headers["X-CSRF-Token"]
+    # The cookie now names the viewer: its writes carry the CSRF token (a forged request cannot).
+    forged = client.post("/events", json=[_event(video.id)])
+    assert forged.status_code == 403 and forged.get_json()["code"] == "csrf_missing"
+    wrong = client.post("/events", json=[_event(video.id)], headers={"X-CSRF-Token": "not-the-token"})
+    assert wrong.status_code == 403 and wrong.get_json()["field"] == "X-CSRF-Token"
+    assert client.post("/events", json=[_event(video.id)], headers={"X-CSRF-Token": csrf}).status_code == 202
+    assert client.post(f"/events?csrf={csrf}", json=[_event(video.id)]).status_code == 202  # sendBeacon's way
     assert client.get_cookie("rh_viewer").value == first
-    client.post("/events", json=[_event(video.id)], headers=creator["auth"])
+    client.post("/events", json=[_event(video.id)], headers=creator["auth"])  # bearer: no CSRF token
 
-    values = [m.value for m in on_the_bus(3)]
+    values = [m.value for m in on_the_bus(4)]
     assert [(v["viewer_id"], v["viewer_kind"]) for v in values] == [
-        (first, "anonymous"), (first, "anonymous"), (creator["id"], "account")]
+        (first, "anonymous"), (first, "anonymous"), (first, "anonymous"), (creator["id"], "account")]
 
 
 def test_ndjson_is_taken_like_an_array(client, video, on_the_bus):
@@ -159,11 +165,14 @@ def test_an_address_past_its_budget_gets_a_429_with_retry_after_and_another_addr
     try:
         client = create_app(platform=limited).test_client()
         first = {"REMOTE_ADDR": "10.9.8.7"}
-        assert client.post("/events", json=[_event(video.id) for _ in range(6)], environ_base=first).status_code == 202
-        refused = client.post("/events", json=[_event(video.id) for _ in range(5)], environ_base=first)
+        accepted = client.post("/events", json=[_event(video.id) for _ in range(6)], environ_base=first)
+        assert accepted.status_code == 202
+        refused = client.post("/events", json=[_event(video.id) for _ in range(5)], environ_base=first,
+                              headers={"X-CSRF-Token": accepted.headers["X-CSRF-Token"]})
         assert refused.status_code == 429 and refused.get_json()["code"] == "rate_limited"
         assert 1 <= int(refused.headers["Retry-After"]) <= 6  # one event comes back every 6 s
-        other = client.post("/events", json=[_event(video.id) for _ in range(5)], environ_base={"REMOTE_ADDR": "10.9.8.6"})
+        other = create_app(platform=limited).test_client().post(  # another address, another browser
+            "/events", json=[_event(video.id) for _ in range(5)], environ_base={"REMOTE_ADDR": "10.9.8.6"})
         assert other.status_code == 202
         assert len(on_the_bus(11)) == 11  # 6 + 5: nothing of the refused batch
     finally:

@@ -330,7 +330,7 @@ def front(tmp_path_factory, redis_server, ladder_dir):
     with redis.Redis(port=stack.redis_port, db=stack.redis_db) as stack_redis:
         stack_redis.flushdb()
     platform = bootstrap(stack)
-    creator, token = platform.creators.add("front-creator")
+    creator, token = platform.accounts.add_creator("front-creator")
     video = make_ready_video(platform, creator.id, ladder_dir)
     lines: list[str] = []
     try:

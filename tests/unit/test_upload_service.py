@@ -11,7 +11,7 @@ import io
 
 import pytest
 
-from reelhouse.domain.creators import ANONYMOUS
+from reelhouse.domain.accounts import ANONYMOUS
 from reelhouse.domain.videos import Stage, VideoStatus
 from reelhouse.ports import CoordinationKeys
 from reelhouse.services.errors import BadRequest, Conflict, Forbidden, Locked, NotFound, PayloadTooLarge, Unauthorized

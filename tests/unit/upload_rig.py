@@ -7,7 +7,7 @@ import time
 import uuid
 from dataclasses import dataclass
 
-from reelhouse.domain.creators import Principal
+from reelhouse.domain.accounts import Principal
 from reelhouse.domain.jobs import TOPIC_TRANSCODE_JOBS
 from reelhouse.services.upload_probe import UploadProber
 from reelhouse.services.upload_requests import check_new_upload
@@ -23,8 +23,8 @@ MiB = 1024 * 1024
 PART = 5 * MiB  # the smallest part S3 allows: both the chunk size and the tus part size here
 TTL_S = 3600
 
-ALICE = Principal(kind="creator", id="c-alice", name="alice")
-BOB = Principal(kind="creator", id="c-bob", name="bob")
+ALICE = Principal(kind="account", id="c-alice", name="alice", has_channel=True, via="token")
+BOB = Principal(kind="account", id="c-bob", name="bob", has_channel=True, via="token")
 
 
 class PartsOnlyObjectStore(InMemoryObjectStore):

@@ -93,7 +93,7 @@ def api_client(platform):
 def new_creator(platform, name: str) -> dict:
     import uuid
 
-    created, token = platform.creators.add(f"{name}-{uuid.uuid4().hex[:6]}")
+    created, token = platform.accounts.add_creator(f"{name}-{uuid.uuid4().hex[:6]}")
     return {"id": created.id, "auth": {"Authorization": f"Bearer {token}"}}
 
 
