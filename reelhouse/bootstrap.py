@@ -78,6 +78,12 @@ class Platform:
         return EventIntake(self.settings, self.bus, self.videos.metadata)  # no counts, no upload progress
 
     @cached_property
+    def interactions(self):
+        from reelhouse.services.interactions import Interactions
+
+        return Interactions(self.settings, self.catalog, self.bus, self.objects)
+
+    @cached_property
     def accounts(self):
         from argon2 import PasswordHasher
 

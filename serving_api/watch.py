@@ -10,7 +10,8 @@ from pathlib import Path
 from flask import Blueprint, g, render_template, send_from_directory
 
 from reelhouse.services.errors import NotFound
-from serving_api.auth import platform
+from reelhouse.domain.interactions import PRIVATE
+from serving_api.auth import platform, principal
 from serving_api.problems import problem
 from serving_api.public_urls import media_url, view_for_this_client
 
@@ -24,6 +25,8 @@ def watch(video_id: str):
     g.video_id = video_id
     try:
         view = platform().videos.view(video_id)
+        if view.get("visibility") == PRIVATE and principal().id != view["creator"]["id"]:
+            raise NotFound(f"no video with id {video_id!r}")
     except NotFound:
         page = render_template("watch_missing.html", video_id=video_id)
         return page, 404, {"Cache-Control": "no-store"}

@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 from typing import Any, Callable, Optional
 
 from reelhouse.domain.events import Rejection, check_client_event, device_class
+from reelhouse.domain.interactions import PUBLIC, may_see_video
 from reelhouse.domain.jobs import TOPIC_WATCH_EVENTS
 from reelhouse.ports import Bus
 from reelhouse.services.errors import NotFound
@@ -52,7 +53,7 @@ class EventIntake:
                 intake.rejected.append(_rejection(index, checked))
                 continue
             video = self._video(checked["video_id"], videos)
-            if video is None:
+            if video is None or not may_see_video(video.get("visibility", PUBLIC), video["creator"]["id"], viewer.id):
                 intake.rejected.append(_rejection(index, Rejection("unknown_video", "video_id", "no such video")))
                 continue
             checked.update(received_ts=now_ms, viewer_id=viewer.id, viewer_kind=viewer.kind,

@@ -64,7 +64,7 @@ def check_size(size: Any, max_size: int) -> int:
     return size
 
 
-def _text(value: Any, name: str, limit: int, default: str = "") -> str:
+def check_text(value: Any, name: str, limit: int, default: str = "") -> str:
     if value is None:
         return default
     if not isinstance(value, str):
@@ -106,16 +106,16 @@ def check_new_upload(data: dict[str, Any], max_size: int) -> NewUpload:
         raise UnsupportedMediaType(
             "content_type must be a video type (video/*) or application/octet-stream", field="content_type"
         )
-    category = _text(data.get("category"), "category", 40)
+    category = check_text(data.get("category"), "category", 40)
     if category and not CATEGORY.match(category):
         raise BadRequest("category is letters, digits, spaces, '&', '_' or '-'", field="category")
-    title = _text(data.get("title"), "title", MAX_TITLE) or os.path.splitext(filename)[0][:MAX_TITLE]
+    title = check_text(data.get("title"), "title", MAX_TITLE) or os.path.splitext(filename)[0][:MAX_TITLE]
     return NewUpload(
         filename=filename,
         size=size,
         content_type=content_type.strip(),
         title=title,
-        description=_text(data.get("description"), "description", MAX_DESCRIPTION),
+        description=check_text(data.get("description"), "description", MAX_DESCRIPTION),
         tags=check_tags(data.get("tags")),
         category=category,
     )

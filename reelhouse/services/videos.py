@@ -167,6 +167,7 @@ class VideoQueries:
             "description": video.description,
             "tags": video.tags,
             "category": video.category,
+            "visibility": video.visibility,
             "creator": {"id": video.creator_id, "name": creator.name if creator else None},
             "status": video.status.value,
             "stage": video.stage.value if video.stage else None,

@@ -66,6 +66,14 @@
   }
 
   // ------------------------------------------------------------ playback
+  // Where a shared link starts: ?t=90, ?t=90s or ?t=1m30s (seconds from the start; 0 when absent or bad).
+  function startAt() {
+    const raw = new URLSearchParams(window.location.search).get('t') || ''
+    const parts = /^(?:(\d+)h)?(?:(\d+)m)?(?:(\d+(?:\.\d+)?)s?)?$/.exec(raw.trim())
+    if (!raw || !parts) return 0
+    return (Number(parts[1] || 0) * 3600) + (Number(parts[2] || 0) * 60) + Number(parts[3] || 0)
+  }
+
   function start(view) {
     if (view.status !== 'ready' || !view.playback_url) {
       waitUntilReady(view)
@@ -79,6 +87,7 @@
       attachHls(view.playback_url)
     } else if (video.canPlayType('application/vnd.apple.mpegurl')) {
       video.src = view.playback_url  // Safari plays HLS itself and picks the quality itself
+      if (startAt()) video.addEventListener('loadedmetadata', () => { video.currentTime = startAt() }, { once: true })
       quality.hidden = true
       autoplay()
     } else {
@@ -109,7 +118,7 @@
     if (events) events.watchHls(hls)
     hls.on(Hls.Events.MANIFEST_PARSED, () => {
       hls.startLevel = levelForPlayer(hls.levels)
-      hls.startLoad()
+      hls.startLoad(startAt() || -1)
       buildQualityMenu(hls.levels)
       autoplay()
     })
