@@ -1,7 +1,6 @@
-"""Spark with Delta Lake, without Kafka: the session, Delta's table features, the streaming job's sink.
+"""The Spark session and its jars: the pinned Spark and Delta, Delta's and Kafka's jars beside pyspark's.
 
-The Kafka source itself is tested in test_spark_delta_kafka.py.
-"""
+The lakehouse job's tables are tested in test_spark_bronze.py (both buses) and test_spark_silver.py."""
 from __future__ import annotations
 
 import re
@@ -10,8 +9,6 @@ from pathlib import Path
 import pytest
 
 from reelhouse.ops import jvm
-from spark_jobs import watch_events_smoke
-from tests.watch_events import as_rows, events_frame, make_events, table_rows, to_json_lines
 
 pytestmark = [pytest.mark.full, pytest.mark.spark]
 
@@ -36,45 +33,3 @@ def test_resolved_jars_add_delta_and_kafka_without_duplicating_pyspark():
     assert {"delta-spark_4.2_2.13", "delta-storage", "spark-sql-kafka-0-10_2.13", "kafka-clients",
             "commons-pool2"} <= resolved
     assert resolved & shipped == set(), "two copies of one library on Spark's classpath"
-
-
-def test_delta_table_versions_time_travel_and_merge(spark, tmp_path):
-    table = str(tmp_path / "watch_events")
-    first, second = make_events(3), make_events(2, first=3)
-    events_frame(spark, first).write.format("delta").save(table)
-    events_frame(spark, second).write.format("delta").mode("append").save(table)
-
-    assert table_rows(spark.read.format("delta").option("versionAsOf", 0).load(table)) == as_rows(first)
-    assert table_rows(spark.read.format("delta").load(table)) == as_rows(first + second)
-
-    replayed = dict(first[1], event_type="complete", position_s=99.0)
-    new = make_events(1, first=5)
-    metrics = watch_events_smoke.upsert_watch_events(spark, table, events_frame(spark, [replayed] + new))
-
-    assert (metrics["numTargetRowsUpdated"], metrics["numTargetRowsInserted"]) == (1, 1)
-    expected = [first[0], replayed, first[2]] + second + new
-    assert table_rows(spark.read.format("delta").load(table)) == as_rows(expected)
-    # The version before the MERGE still reads as it was.
-    assert table_rows(spark.read.format("delta").option("versionAsOf", 1).load(table)) == as_rows(first + second)
-
-
-def test_streaming_job_appends_each_event_once_across_runs(spark, tmp_path):
-    # A folder of JSON lines stands in for the topic: the same parse and Delta sink, checkpointed.
-    inbox, table, checkpoint = tmp_path / "inbox", str(tmp_path / "watch_events"), str(tmp_path / "checkpoint")
-    inbox.mkdir()
-    first, second = make_events(40), make_events(25, first=40)
-
-    def run_once() -> int:
-        records = spark.readStream.format("text").load(str(inbox))
-        query = watch_events_smoke.write_to_delta(watch_events_smoke.parse_watch_events(records), table, checkpoint)
-        return watch_events_smoke.await_rows_written(query, timeout_s=120)
-
-    (inbox / "part-1.json").write_text(to_json_lines(first))
-    assert run_once() == 40
-    assert run_once() == 0  # nothing new: the checkpoint remembers what was read
-    (inbox / "part-2.json").write_text(to_json_lines(second))
-    assert run_once() == 25
-
-    written = spark.read.format("delta").load(table)
-    assert written.count() == 65
-    assert table_rows(written) == as_rows(first + second)
