@@ -54,10 +54,23 @@ def start(spark: "SparkSession", settings: Settings, available_now: bool = False
     paths = BronzePaths.under(str(lakehouse))
 
     def batch(frame: "DataFrame", batch_id: int) -> None:
+        from spark_jobs import silver
+
         began = time.monotonic()
-        counts = write_batch(frame, batch_id, paths, settings.lakehouse_lateness_s, QUERY_NAME)
-        log.info("batch %d: bronze %d on time, %d late, %.2f s", batch_id, counts["on_time"], counts["late"],
-                 time.monotonic() - began)
+        frame = frame.persist()  # read by bronze, then by silver: the bus is read once
+        try:
+            counts = write_batch(frame, batch_id, paths, settings.lakehouse_lateness_s, QUERY_NAME)
+            log.info("batch %d: bronze %d on time, %d late, %.2f s", batch_id, counts["on_time"], counts["late"],
+                     time.monotonic() - began)
+            # Silver re-reads whole sessions from bronze; the frame only names what the batch touched.
+            result = silver.write_batch(frame.sparkSession, frame, batch_id, silver.SilverPaths.under(str(lakehouse)),
+                                        QUERY_NAME)
+        finally:
+            frame.unpersist()
+        views = sorted(result.views_by_video.items())  # absolute counts, for the catalog later
+        log.info("batch %d: silver %d sessions, %d engagements, %d minute rows; views of %d videos %s%s; %.2f s",
+                 batch_id, result.sessions, result.engagements, result.minute_rows, len(views), dict(views[:20]),
+                 " ..." if len(views) > 20 else "", time.monotonic() - began)
 
     writer = (parse(bus_rows(spark, settings)).writeStream.queryName(QUERY_NAME)
               .option("checkpointLocation", str(lakehouse / "_checkpoints" / "bronze")).foreachBatch(batch))
