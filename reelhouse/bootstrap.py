@@ -15,6 +15,7 @@ from typing import Iterator, Optional
 import redis
 
 from reelhouse.ports import Bus, Cache, Catalog, Coordination, ObjectStore, RateLimits, UploadSessionStore
+from reelhouse.ports.view_counters import ViewCounters
 from reelhouse.ports.web_sessions import WebSessions
 from reelhouse.settings import Settings
 
@@ -38,6 +39,7 @@ class Platform:
     upload_sessions: UploadSessionStore
     rate_limits: Optional[RateLimits] = None  # None: nothing is limited (unit-test platforms)
     web_sessions: Optional[WebSessions] = None  # None: nobody signs in with a password (unit-test platforms)
+    view_counters: Optional[ViewCounters] = None  # None: no hourly view counters (unit-test platforms)
     _close_last: list = field(default_factory=list)  # clients the adapters share (Redis), closed after them
     closed: threading.Event = field(default_factory=threading.Event)  # set by close(): background loops end
     _loops: list = field(default_factory=list)  # threads of start_loop, joined by close() before the engines close
@@ -52,6 +54,7 @@ class Platform:
             "upload_sessions": self.upload_sessions.engine,
             **({"rate_limits": self.rate_limits.engine} if self.rate_limits else {}),
             **({"web_sessions": self.web_sessions.engine} if self.web_sessions else {}),
+            **({"view_counters": self.view_counters.engine} if self.view_counters else {}),
         }
 
     def engine_line(self) -> str:
@@ -133,6 +136,8 @@ class Platform:
             self.rate_limits.close()
         if self.web_sessions:
             self.web_sessions.close()
+        if self.view_counters:
+            self.view_counters.close()
         for client in self._close_last:
             client.close()
 
@@ -198,6 +203,7 @@ def bootstrap(settings: Optional[Settings] = None) -> Platform:
     from reelhouse.adapters.coordination_redis import RedisCoordination
     from reelhouse.adapters.rate_limits_redis import RedisRateLimits
     from reelhouse.adapters.upload_sessions_redis import RedisUploadSessions
+    from reelhouse.adapters.view_counters_redis import RedisViewCounters
     from reelhouse.adapters.web_sessions_redis import RedisWebSessions
 
     objects = _object_store(settings)
@@ -216,6 +222,7 @@ def bootstrap(settings: Optional[Settings] = None) -> Platform:
         upload_sessions=RedisUploadSessions(client, settings.upload_ttl_s),
         rate_limits=RedisRateLimits(client),
         web_sessions=RedisWebSessions(client),
+        view_counters=RedisViewCounters(client),
         _close_last=[client],
     )
 

@@ -144,6 +144,11 @@ class Settings(BaseSettings):
     lakehouse_dir: Optional[Path] = None  # default: <home>/lakehouse
     lakehouse_trigger_s: float = Field(default=10.0, gt=0)  # the streaming job's micro-batch interval
     lakehouse_lateness_s: float = Field(default=3600.0, ge=0)  # behind the newest event time: late_events
+    # `reelhouse up` runs the streaming job as the service lakehouse-stream (a Spark driver of
+    # lakehouse_driver_memory_mb); false leaves it out (tests of other services, machines without room).
+    lakehouse_stream: bool = True
+    lakehouse_driver_memory_mb: int = Field(default=1024, ge=512)
+    lakehouse_beat_s: float = Field(default=5.0, gt=0)  # how often the job reports its state (status)
 
     # Orchestration: Airflow 3 with its metadata in a local PostgreSQL
     airflow_enabled: bool = True  # `reelhouse up` starts PostgreSQL and Airflow after the core services

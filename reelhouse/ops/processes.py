@@ -162,14 +162,15 @@ def _signal_all(pids: list[int], sig: int) -> None:
             pass
 
 
-def stop_group(pid: int, timeout_s: float = 10.0) -> bool:
-    """SIGTERM ``pid`` (and its group when it leads one), SIGKILL whatever is left after ``timeout_s``.
+def stop_group(pid: int, timeout_s: float = 10.0, leader_only: bool = False) -> bool:
+    """SIGTERM ``pid`` (and its group when it leads one, unless ``leader_only``: a leader that stops its
+    children itself, in order), SIGKILL whatever is left of the group after ``timeout_s``.
 
     Returns True when it had to SIGKILL. The caller has checked that ``pid`` is ours.
     """
     leads_group = _leads_group(pid)
     members = process_group(pid) if leads_group else [pid]
-    if leads_group:
+    if leads_group and not leader_only:
         try:
             os.killpg(pid, signal.SIGTERM)
         except ProcessLookupError:

@@ -65,6 +65,9 @@ class Service:
     once_ready: Callable[[Settings], None] = _nothing_to_prepare
     start_timeout_s: float = 15.0
     stop_timeout_s: float = 10.0
+    # SIGTERM to the leading process alone, which stops its children itself (the lakehouse stream stops
+    # its query between batches, then the Spark JVM); the rest of the group is killed after the timeout.
+    signal_leader_only: bool = False
 
 
 def pid_file(settings: Settings, name: str) -> Path:

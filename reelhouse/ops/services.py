@@ -14,8 +14,8 @@ import subprocess
 import time
 from typing import Callable, Iterable, Optional
 
-from reelhouse.ops import (airflow_server, api_server, cassandra_server, kafka_server, nginx_server, postgres_server,
-                           redis_server, worker_service)
+from reelhouse.ops import (airflow_server, api_server, cassandra_server, kafka_server, lakehouse_service, nginx_server,
+                           postgres_server, redis_server, worker_service)
 from reelhouse.ops import processes, start_record
 from reelhouse.ops.service import Service, ServiceError, log_file, pid_file
 from reelhouse.settings import Settings
@@ -24,7 +24,7 @@ from reelhouse.settings import Settings
 # serving before Airflow's slower start begins.
 SERVICES: tuple[Service, ...] = (
     redis_server.SERVICE, kafka_server.SERVICE, cassandra_server.SERVICE,
-    api_server.SERVICE, nginx_server.SERVICE, worker_service.SERVICE,
+    api_server.SERVICE, nginx_server.SERVICE, worker_service.SERVICE, lakehouse_service.SERVICE,
     postgres_server.SERVICE, airflow_server.SERVICE,
 )
 
@@ -117,7 +117,7 @@ def _start(settings: Settings, service: Service) -> tuple[subprocess.Popen, int]
 
 def _stop(settings: Settings, service: Service, pid: int) -> bool:
     """Stop the service's process group and forget its files; True when it had to SIGKILL."""
-    killed = processes.stop_group(pid, service.stop_timeout_s)
+    killed = processes.stop_group(pid, service.stop_timeout_s, leader_only=service.signal_leader_only)
     pid_file(settings, service.name).unlink(missing_ok=True)
     start_record.forget(settings, service)
     return killed

@@ -84,6 +84,8 @@ class CoordinationKeys:
     TRANSCODE_WORKERS = "workers:transcode"
     # member (Celery worker name) → {queue, pid, host, encoder_path, seen}: transcode_batch's routing.
     QUEUE_WORKERS = "workers:airflow"
+    # The lakehouse stream's beat: state, last batch, lag behind the bus, rows/s, the driver's memory.
+    LAKEHOUSE_STREAM = "streams:lakehouse"
 
     @classmethod
     def upload_lock(cls, upload_id: str) -> str:
