@@ -70,6 +70,7 @@ def _light_stack_environment(home: Path) -> dict[str, str]:
         "REELHOUSE_API_WORKERS": "1",  # two cores here: keep the test light
         "REELHOUSE_API_THREADS": "4",
         "REELHOUSE_AIRFLOW_ENABLED": "false",  # Airflow's own start and stop: tests/integration/airflow/
+        "REELHOUSE_LAKEHOUSE_STREAM": "false",  # its own: test_lakehouse_service.py
     })
     return env
 
