@@ -117,21 +117,47 @@ class Sent:
 def send_activity(api_url: str, plan: list[PlannedViewer], progress: Optional[Callable[[int], None]] = None,
                   timeout_s: float = 30.0) -> Sent:
     """Post each session's events (one batch each) with the viewer's own cookie jar, and the CSRF token
-    the API gave that jar (a browser's page carries it; here the first answer does)."""
+    the API gave that jar (a browser's page carries it; here the first answer does). Sessions go in the
+    order they happened, whoever watched, so the stream's watermark moves forward and none is late."""
     import requests
 
-    sent = Sent()
-    for viewer in plan:
-        with requests.Session() as jar:
-            for session in viewer.sessions:
-                answer = jar.post(f"{api_url.rstrip('/')}/events", json=session.events, timeout=timeout_s)
-                jar.headers["X-CSRF-Token"] = answer.headers.get("X-CSRF-Token", "")
-                if answer.status_code not in (202, 400) or "accepted" not in (answer.json() or {}):
-                    raise RuntimeError(f"POST /events answered {answer.status_code}: {answer.text[:300]}")
-                body = answer.json()
-                sent.sessions += 1
-                sent.accepted += body["accepted"]
-                sent.rejected += body["rejected"]
-                if progress:
-                    progress(1)
+    sent, jars = Sent(), {}
+    ordered = sorted(((session.events[0]["client_ts"], viewer.number, index, session)
+                      for viewer in plan for index, session in enumerate(viewer.sessions)), key=lambda x: x[:3])
+    try:
+        for _, number, _, session in ordered:
+            jar = jars.get(number)
+            if jar is None:
+                jar = jars[number] = requests.Session()
+            answer = jar.post(f"{api_url.rstrip('/')}/events", json=session.events, timeout=timeout_s)
+            jar.headers["X-CSRF-Token"] = answer.headers.get("X-CSRF-Token", "")
+            if answer.status_code not in (202, 400) or "accepted" not in (answer.json() or {}):
+                raise RuntimeError(f"POST /events answered {answer.status_code}: {answer.text[:300]}")
+            body = answer.json()
+            sent.sessions += 1
+            sent.accepted += body["accepted"]
+            sent.rejected += body["rejected"]
+            if progress:
+                progress(1)
+    finally:
+        for jar in jars.values():
+            jar.close()
     return sent
+
+
+def bronze_events(plan: list[PlannedViewer], videos: dict[str, dict], seed: int) -> list[dict]:
+    """The plan's events as bronze holds them, with what the API would have added: each viewer an
+    anonymous ``rh_viewer`` id made from the seed and its number, ``videos``: id -> {creator_id,
+    duration_s}; for writing straight into bronze (benchmarks), skipping the API and the bus."""
+    rng = random.Random(f"viewers-{seed}")
+    alphabet = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_"
+    events = []
+    for viewer in plan:
+        viewer_id = "v_" + "".join(rng.choice(alphabet) for _ in range(22))
+        for session in viewer.sessions:
+            video = videos[session.video_id]
+            for event in session.events:
+                events.append({**event, "received_ts": event["client_ts"], "viewer_id": viewer_id,
+                               "viewer_kind": "anonymous", "creator_id": video["creator_id"],
+                               "video_duration_s": float(video["duration_s"]), "device_class": "desktop"})
+    return events

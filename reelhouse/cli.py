@@ -100,11 +100,12 @@ def _register_commands() -> None:
     from reelhouse.commands.airflow import airflow
     from reelhouse.commands.creators import accounts, creators
     from reelhouse.commands.demo import demo
+    from reelhouse.commands.lakehouse import lakehouse
     from reelhouse.commands.upload import upload
     from reelhouse.commands.maintenance import maintenance
     from reelhouse.commands.worker import worker
 
-    for command in (creators, accounts, upload, demo, maintenance, worker, airflow, seed_activity):
+    for command in (creators, accounts, lakehouse, upload, demo, maintenance, worker, airflow, seed_activity):
         main.add_command(command)
 
 

@@ -149,6 +149,9 @@ class Settings(BaseSettings):
     lakehouse_stream: bool = True
     lakehouse_driver_memory_mb: int = Field(default=1024, ge=512)
     lakehouse_beat_s: float = Field(default=5.0, gt=0)  # how often the job reports its state (status)
+    lakehouse_vacuum_retention_h: int = Field(default=168, ge=168)  # VACUUM keeps a week of old files
+    lakehouse_max_lag_events: int = Field(default=100_000, ge=0)  # lakehouse_maintenance fails past it
+    spark_pool_slots: int = Field(default=1, ge=1)  # Airflow tasks that start Spark, at once
 
     # Orchestration: Airflow 3 with its metadata in a local PostgreSQL
     airflow_enabled: bool = True  # `reelhouse up` starts PostgreSQL and Airflow after the core services

@@ -123,6 +123,29 @@ def write_batch(batch: "DataFrame", batch_id: int, paths: BronzePaths, lateness_
         events.unpersist()
 
 
+def backfill(events: "DataFrame", paths: BronzePaths, app_id: str) -> int:
+    """Parsed events written straight into ``watch_events`` (``reelhouse seed-activity --to-bronze``), each
+    at most once, none counted late, and without the stream's watermark metadata: a backfill never moves
+    the stream's watermark. One append under ``txnAppId`` = ``app_id``; returns the rows written."""
+    from pyspark.sql import functions as F
+
+    spark = events.sparkSession
+    fresh = events.dropDuplicates(["event_id"])
+    if _is_table(spark, paths.watch_events):
+        dates = [row[0] for row in fresh.select("event_date").distinct().collect()]
+        stored = (spark.read.format("delta").load(paths.watch_events)
+                  .where(F.col("event_date").isin(dates)).select("event_date", "event_id"))
+        fresh = fresh.join(stored, ["event_date", "event_id"], "left_anti")
+    fresh = fresh.cache()
+    try:
+        written = fresh.count()
+        if written:
+            _append(fresh, paths.watch_events, app_id, 0)
+    finally:
+        fresh.unpersist()
+    return written
+
+
 def _append(frame: "DataFrame", path: str, app_id: str, batch_id: int, metadata: Optional[str] = None) -> None:
     writer = (frame.write.format("delta").mode("append").partitionBy("event_date")
               .option("txnAppId", app_id).option("txnVersion", batch_id))

@@ -23,6 +23,7 @@ NAME = "airflow"
 ROOT = Path(__file__).resolve().parents[2]
 DAGS_FOLDER = ROOT / "dags"
 TRANSCODE_POOL = "transcode_workers"
+SPARK_POOL = "spark"  # dags/lakehouse_maintenance.py; tasks that start Spark
 
 
 def home(settings: Settings) -> Path:

@@ -167,8 +167,16 @@ def migrate_if_needed(settings: Settings, say=log.info) -> bool:
 
 
 def set_pools(settings: Settings) -> None:
-    _run_cli(settings, ["pools", "set", config.TRANSCODE_POOL, str(settings.transcode_pool_slots),
-                        "Transcodes at once, every queue (REELHOUSE_TRANSCODE_POOL_SLOTS)"])
+    """The project's pools, in one CLI call (each costs seconds of Airflow's start-up)."""
+    pools = {
+        config.TRANSCODE_POOL: {"slots": settings.transcode_pool_slots, "include_deferred": False,
+                                "description": "Transcodes at once, every queue (REELHOUSE_TRANSCODE_POOL_SLOTS)"},
+        config.SPARK_POOL: {"slots": settings.spark_pool_slots, "include_deferred": False,
+                            "description": "Tasks that start a Spark driver, at once (REELHOUSE_SPARK_POOL_SLOTS)"},
+    }
+    path = config.home(settings) / "pools.json"
+    path.write_text(json.dumps(pools, indent=2))
+    _run_cli(settings, ["pools", "import", str(path)])
 
 
 def prepare_database(settings: Settings, say=log.info) -> None:

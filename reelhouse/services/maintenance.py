@@ -21,7 +21,7 @@ import time
 from dataclasses import asdict, dataclass, field
 from typing import Optional
 
-from reelhouse.domain.jobs import TOPIC_TRANSCODE_JOBS
+from reelhouse.domain.jobs import TOPIC_TRANSCODE_JOBS, TOPIC_WATCH_EVENTS
 from reelhouse.ports import Bus, Catalog, Coordination, CoordinationKeys, ObjectStore, UploadSessionStore
 from reelhouse.services.uploads import UploadService
 from reelhouse.settings import Settings
@@ -33,9 +33,10 @@ _SOURCE_KEY = re.compile(r"^sources/[^/]+/(?P<video_id>[^/]+)/")
 _TUS_TAIL_KEY = re.compile(r"^tus-tails/(?P<upload_id>[^/]+)/")
 
 # Only topics whose every reader is a consumer group of the bus: a trim keeps what some group has
-# yet to ack, but cannot see a reader outside the groups (the Spark reader of watch-events, later).
-# The events and search issues add their topics here once their readers are groups.
-TRIMMED_TOPICS = (TOPIC_TRANSCODE_JOBS,)
+# yet to ack, but cannot see a reader outside the groups. The lakehouse stream reads watch-events with
+# Spark, and moves its consumer group (lakehouse-stream) to the offsets of each batch it has committed
+# (spark_jobs/lakehouse_stream.py), so watch-events is trimmed up to what the stream has stored.
+TRIMMED_TOPICS = (TOPIC_TRANSCODE_JOBS, TOPIC_WATCH_EVENTS)
 
 
 @dataclass

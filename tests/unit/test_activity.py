@@ -43,3 +43,24 @@ def test_the_same_seed_makes_the_same_activity_and_another_seed_does_not():
 
     assert fingerprint(3) == fingerprint(3)
     assert fingerprint(3) != fingerprint(4)
+
+
+def test_events_for_bronze_carry_the_servers_fields_and_one_stable_id_per_viewer():
+    from reelhouse.activity import bronze_events, plan_activity
+
+    now = 1_780_000_000_000
+    plan = plan_activity({"vA": 60.0, "vB": 300.0}, viewers=3, days=2, seed=7, now_ms=now)
+    videos = {"vA": {"creator_id": "cA", "duration_s": 60.0}, "vB": {"creator_id": "cB", "duration_s": 300.0}}
+    events = bronze_events(plan, videos, seed=7)
+    assert len(events) == sum(len(s.events) for v in plan for s in v.sessions)
+    by_session = {}
+    for event in events:
+        assert event["creator_id"] == videos[event["video_id"]]["creator_id"]
+        assert event["video_duration_s"] == videos[event["video_id"]]["duration_s"]
+        assert (event["viewer_kind"], event["device_class"], event["received_ts"]) == \
+            ("anonymous", "desktop", event["client_ts"])
+        assert event["viewer_id"].startswith("v_") and len(event["viewer_id"]) == 24
+        by_session.setdefault(event["session_id"], set()).add(event["viewer_id"])
+    assert all(len(ids) == 1 for ids in by_session.values())  # a session is one viewer's
+    assert len({event["viewer_id"] for event in events}) == 3
+    assert bronze_events(plan, videos, seed=7) == events  # the same seed, the same rows

@@ -60,7 +60,7 @@ def dagbag_report(settings) -> dict:
 def test_every_dag_imports_without_io_and_has_an_owner_tags_retries_and_a_documented_schedule(airflow_base):
     report = dagbag_report(airflow_base)
     assert report["import_errors"] == {}
-    assert {"transcode_batch", "maintenance"} <= set(report["dags"])
+    assert {"transcode_batch", "maintenance", "lakehouse_maintenance"} <= set(report["dags"])
     for dag_id, dag in report["dags"].items():
         assert dag["owners"] and "airflow" not in dag["owners"], f"{dag_id} has no owner of its own"
         assert dag["tags"], f"{dag_id} has no tags"
@@ -71,6 +71,10 @@ def test_every_dag_imports_without_io_and_has_an_owner_tags_retries_and_a_docume
     batch = report["dags"]["transcode_batch"]
     assert batch["pools"]["transcode_on_cpu"] == batch["pools"]["transcode_on_gpu"] == "transcode_workers"
     assert batch["queues"]["transcode_on_gpu"] == "gpu" and batch["queues"]["transcode_on_cpu"] == "default"
+    lakehouse = report["dags"]["lakehouse_maintenance"]
+    assert "@daily" in lakehouse["schedule"]
+    assert {task: pool for task, pool in lakehouse["pools"].items() if pool == "spark"} == {
+        "compact": "spark", "vacuum": "spark", "rebuild_silver": "spark"}  # every task that starts Spark
 
 
 DAG_TEST = textwrap.dedent("""
