@@ -142,12 +142,10 @@ def record_offsets(settings: Settings, progress: Optional[dict], held: dict) -> 
                    for topic, partitions in ends.items() for partition, offset in partitions.items()]
         held["consumer"].commit(offsets=offsets, asynchronous=False)
         return
-    from reelhouse.adapters.bus_redis_streams_codec import StreamKeys
+    from spark_jobs.redis_streams_source import set_group
 
-    keys = StreamKeys(TOPIC_WATCH_EVENTS)
-    for shard, entry_id in ends.items():
-        if entry_id not in ("0", "0-0"):
-            held["redis"].xgroup_setid(keys.stream(int(shard)), GROUP, id=entry_id)
+    set_group(held["redis"], TOPIC_WATCH_EVENTS, GROUP, {shard: entry_id for shard, entry_id in ends.items()
+                                                         if entry_id not in ("0", "0-0")})
 
 
 def beat(coordination, settings: Settings, state: str, report: BatchReport, lag: Optional[int]) -> None:

@@ -159,18 +159,25 @@ class RedisStreamsReader(DataSourceStreamReader, SupportsTriggerAvailableNow):
             self._set_group(end, move=True)
 
     def _set_group(self, positions: dict, move: bool) -> None:
-        import redis
+        set_group(self._redis(), self.topic, self.group, positions, move)
 
-        client = self._redis()
-        for shard, entry_id in positions.items():
-            stream = self._stream(int(shard))
-            try:
-                client.xgroup_create(stream, self.group, id=entry_id, mkstream=True)
-            except redis.ResponseError as exc:
-                if "BUSYGROUP" not in str(exc):
-                    raise
-                if move:
-                    client.xgroup_setid(stream, self.group, id=entry_id)
+
+def set_group(client, topic: str, group: str, positions: dict, move: bool = True) -> None:
+    """Make (or, with ``move``, move) the consumer group on each shard's stream to ``positions`` (shard ->
+    entry id): the bus's trim keeps what the group has yet to pass, and its lag is what follows."""
+    import redis
+
+    from reelhouse.adapters.bus_redis_streams_codec import StreamKeys
+
+    for shard, entry_id in positions.items():
+        stream = StreamKeys(topic).stream(int(shard))
+        try:
+            client.xgroup_create(stream, group, id=entry_id, mkstream=True)
+        except redis.ResponseError as exc:
+            if "BUSYGROUP" not in str(exc):
+                raise
+            if move:
+                client.xgroup_setid(stream, group, id=entry_id)
 
     def stop(self) -> None:
         if self._client is not None:
