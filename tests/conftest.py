@@ -138,3 +138,16 @@ def moto_s3(tmp_path_factory):
         "secret_access_key": "reelhouse-test",
     }
     procs.stop(server)
+
+
+# ---------------------------------------------------------------------------- Spark
+@pytest.fixture(scope="session")
+def spark(tmp_path_factory):
+    """One local SparkSession with Delta and the Kafka source for the whole run (starting one costs ~10 s)."""
+    from reelhouse.settings import Settings
+    from spark_jobs.session import build_spark
+
+    spark_settings = Settings(home=tmp_path_factory.mktemp("spark") / "home", spark_driver_memory_mb=1024)
+    session = build_spark(spark_settings, "reelhouse-tests", short_lived=True)
+    yield session
+    session.stop()

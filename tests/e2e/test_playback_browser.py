@@ -65,8 +65,9 @@ def _watch_in_chromium(node_binary: str, url: str, screenshot: Path) -> dict:
     return json.loads(done.stdout.strip().splitlines()[-1])
 
 
+@pytest.mark.spark
 def test_an_uploaded_video_is_transcoded_and_plays_in_chromium_through_nginx(
-        node, live_stack, stack_creator, clip, artifacts_dir):
+        node, live_stack, stack_creator, clip, artifacts_dir, spark):
     began = time.monotonic()
     # A browser-sized chunk (1 MiB, below the server's 5 MiB parts), cut at 40 % and resumed.
     upload = run_tus_js_client(node, live_stack, stack_creator["token"], clip, abort_at=0.4, chunk_size=MiB)
@@ -117,7 +118,8 @@ def test_an_uploaded_video_is_transcoded_and_plays_in_chromium_through_nginx(
     assert played["preview"]["visible"] and f"/media/{video_id}/sprite.jpg" in played["preview"]["image"], summary
     assert screenshot.stat().st_size > 10_000
 
-    _check_player_events(live_stack, video_id, stack_creator["id"], played, heights)
+    events = _check_player_events(live_stack, video_id, stack_creator["id"], played, heights)
+    _check_bronze(spark, live_stack.settings, played["session"], events)
 
     # What the player fetched is in nginx's cache now: the next viewer gets it from there.
     lowest_name = next(r["name"] for r in view["renditions"] if r["height"] == heights[0])
@@ -170,3 +172,21 @@ def _check_player_events(stack, video_id: str, creator_id: str, played: dict, he
     end = events[-1]
     assert end["completed"] is False and abs(end["position_s"] - played["pausedAt"]) < 0.3, summary
     assert 0 < end["watch_time_s"] <= end["position_s"], summary
+    return events
+
+
+def _check_bronze(spark, settings, session_id: str, events: list[dict]) -> None:
+    """The lakehouse stream's query, run once over what the bus holds (availableNow), lands this playback's
+    events in bronze/watch_events: each once, with the quality switch, the seek and the pause."""
+    from pyspark.sql import functions as F
+
+    from spark_jobs.lakehouse_stream import start
+
+    start(spark, settings, available_now=True).awaitTermination(180)
+    rows = (spark.read.format("delta").load(str(settings.lakehouse_path / "bronze" / "watch_events"))
+            .where(F.col("session_id") == session_id)
+            .select("event_id", "event_type", "switch_mode", "seek_to_s", "position_s").collect())
+    assert sorted(row["event_id"] for row in rows) == sorted(e["event_id"] for e in events)
+    kinds = [row["event_type"] for row in rows]
+    assert {"view_start", "seek", "pause", "view_end"} <= set(kinds), kinds
+    assert any(row["event_type"] == "quality_switch" and row["switch_mode"] == "manual" for row in rows), kinds
