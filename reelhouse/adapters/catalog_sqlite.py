@@ -186,8 +186,11 @@ class SQLiteCatalog(Catalog):
                     f"{self.path} has catalog schema version {version}, newer than this Reelhouse "
                     f"understands ({SCHEMA_VERSION}); upgrade Reelhouse or point it at another file"
                 )
-            steps = ["<schema>"] if version == 0 else \
+            # A new file gets the schema; an older one its migrations, then whatever objects it still lacks
+            # (every statement of SCHEMA is IF NOT EXISTS).
+            steps = [] if version == 0 else \
                 [step for target in range(version + 1, SCHEMA_VERSION + 1) for step in MIGRATIONS[target]]
+            steps.append("<schema>")
             for step in steps:
                 for statement in (SCHEMA.split(";") if step == "<schema>" else [step]):
                     if statement.strip():

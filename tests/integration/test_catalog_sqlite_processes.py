@@ -90,7 +90,7 @@ def test_a_process_opening_the_catalog_never_waits_for_a_busy_writer(tmp_path):
     SQLiteCatalog(path).close()
     with closing(sqlite3.connect(path, isolation_level=None)) as writer:
         writer.execute("BEGIN IMMEDIATE")
-        writer.execute("INSERT INTO creators VALUES ('c1', 'busy', 'hash', 0)")
+        writer.execute("INSERT INTO accounts (id, name, token_hash, created_at) VALUES ('c1', 'busy', 'hash', 0)")
         started = time.monotonic()
         catalog = SQLiteCatalog(path)
         opened_s = time.monotonic() - started
