@@ -33,17 +33,18 @@ RETRIES = 5
 RETRY_PAUSE_S = 2.0
 
 
-def tables(settings: Settings) -> dict[str, tuple[str, str]]:
-    """Table name -> (path, partition column)."""
+def tables(settings: Settings, names=None) -> dict[str, tuple[str, str]]:
+    """Table name -> (path, partition column); only ``names`` when given."""
     lakehouse = str(settings.lakehouse_path)
     bronze, silver = BronzePaths.under(lakehouse), SilverPaths.under(lakehouse)
-    return {
+    every = {
         "bronze/watch_events": (bronze.watch_events, "event_date"),
         "bronze/late_events": (bronze.late_events, "event_date"),
         "silver/view_sessions": (silver.view_sessions, "session_date"),
         "silver/engagements": (silver.engagements, "event_date"),
         "silver/video_minute_stats": (silver.video_minute_stats, "minute_date"),
     }
+    return {name: found for name, found in every.items() if names is None or name in names}
 
 
 def is_write_conflict(exc: BaseException) -> bool:
@@ -68,13 +69,13 @@ def retrying(action, what: str, retries: int = RETRIES, pause_s: float = RETRY_P
             sleep(pause_s * (attempt + 1))
 
 
-def compact(spark: "SparkSession", settings: Settings, before: Optional[date] = None) -> dict:
+def compact(spark: "SparkSession", settings: Settings, before: Optional[date] = None, names=None) -> dict:
     """OPTIMIZE the partitions before ``before`` (today, UTC) of every table; files compacted per table."""
     from delta.tables import DeltaTable
 
     before = before or datetime.now(timezone.utc).date()
     done = {}
-    for name, (path, partition) in tables(settings).items():
+    for name, (path, partition) in tables(settings, names).items():
         if not DeltaTable.isDeltaTable(spark, path):
             continue
         result = retrying(lambda: DeltaTable.forPath(spark, path).optimize()
@@ -87,11 +88,11 @@ def compact(spark: "SparkSession", settings: Settings, before: Optional[date] = 
     return done
 
 
-def vacuum(spark: "SparkSession", settings: Settings) -> dict:
+def vacuum(spark: "SparkSession", settings: Settings, names=None) -> dict:
     from delta.tables import DeltaTable
 
     done = {}
-    for name, (path, _) in tables(settings).items():
+    for name, (path, _) in tables(settings, names).items():
         if DeltaTable.isDeltaTable(spark, path):
             retrying(lambda: DeltaTable.forPath(spark, path).vacuum(settings.lakehouse_vacuum_retention_h),
                      f"VACUUM {name}")
