@@ -89,7 +89,7 @@ def _bronze_commits(path: Path) -> dict:
                 adds.append(action["add"]["path"])
         meta = json.loads(info.get("userMetadata") or "{}")
         for added in adds:
-            for event_id in pq.read_table(path / added, columns=["event_id"]).column("event_id").to_pylist():
+            for event_id in pq.ParquetFile(path / added).read(columns=["event_id"]).column("event_id").to_pylist():
                 landed[event_id] = (int(info["timestamp"]), meta.get("batch"))
     return landed
 
