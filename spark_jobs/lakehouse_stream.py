@@ -148,18 +148,16 @@ def record_offsets(settings: Settings, progress: Optional[dict], held: dict) -> 
                                                          if entry_id not in ("0", "0-0")})
 
 
-def beat(coordination, settings: Settings, state: str, report: BatchReport, lag: Optional[int]) -> None:
+def beat(coordination, settings: Settings, state: str, report: BatchReport, lag: Optional[int],
+         engine: str = "Spark") -> None:
     from reelhouse.ops.processes import group_resident_bytes
     from reelhouse.ports import CoordinationKeys
 
     coordination.beat(CoordinationKeys.LAKEHOUSE_STREAM, f"{socket.gethostname()}:{os.getpid()}", {
-        "pid": os.getpid(), "state": state, "engine": ENGINE_LINE.get("line", "Spark"), "bus": settings.engine("bus"),
+        "pid": os.getpid(), "state": state, "engine": engine, "bus": settings.engine("bus"),
         "trigger_s": settings.lakehouse_trigger_s, "last_batch": report.snapshot(), "batches": report.batches,
         "lag": lag, "driver_rss_bytes": group_resident_bytes(os.getpid()),
     })
-
-
-ENGINE_LINE: dict = {}
 
 
 def stop_between_batches(query, wait_s: float = STOP_WAIT_S) -> bool:
@@ -190,9 +188,9 @@ def main(argv=None) -> int:
     spark = build_spark(settings.model_copy(update={"spark_driver_memory_mb": settings.lakehouse_driver_memory_mb}),
                         QUERY_NAME)
     spark.sparkContext.setLogLevel("ERROR")
-    ENGINE_LINE["line"] = describe(spark)
+    engine = describe(spark)
     query = start(spark, settings, available_now=args.available_now, platform=platform, report=report)
-    log.info("%s started: %s, bus %s, lakehouse %s, trigger %s", QUERY_NAME, ENGINE_LINE["line"],
+    log.info("%s started: %s, bus %s, lakehouse %s, trigger %s", QUERY_NAME, engine,
              settings.engine("bus"), settings.lakehouse_path,
              "available-now" if args.available_now else f"{settings.lakehouse_trigger_s:g} s")
     held, next_beat, recorded = {}, 0.0, None
@@ -215,12 +213,12 @@ def main(argv=None) -> int:
             next_beat = time.monotonic() + settings.lakehouse_beat_s
             try:
                 lag = platform.bus.pending_count(TOPIC_WATCH_EVENTS, GROUP)
-                beat(platform.coordination, settings, "running", report, lag)
+                beat(platform.coordination, settings, "running", report, lag, engine)
             except Exception:  # status shows a stale beat; the stream goes on
                 log.warning("could not report the stream's state", exc_info=True)
     failed = query.exception()
     if query.isActive:
-        beat(platform.coordination, settings, "stopping", report, None)
+        beat(platform.coordination, settings, "stopping", report, None, engine)
         idle = stop_between_batches(query)
         log.info("%s stopped %s", QUERY_NAME, "between batches" if idle else "in a batch (it will run again)")
     spark.stop()

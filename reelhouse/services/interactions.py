@@ -188,7 +188,7 @@ class Interactions:
     def share(self, principal: Principal, viewer: Viewer, video_id: str, body: Any, user_agent: Optional[str],
               watch_url: Callable[[str], str]) -> dict:
         video = self.visible_video(video_id, principal.id)
-        start_s = (body or {}).get("start_s") if isinstance(body, dict) or body is None else "bad"
+        start_s = (body or {}).get("start_s")  # the route hands over a JSON object or None
         if start_s is not None:
             if isinstance(start_s, bool) or not isinstance(start_s, (int, float)) or start_s < 0 \
                     or (video.duration_s and start_s > video.duration_s):
